@@ -1,0 +1,131 @@
+"""Users, the customer accounts they belong to, and their roles in them."""
+
+import math
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from .managers import UserManager
+
+CUSTOMER_ID_PREFIX = "cust_"
+
+
+def new_customer_id() -> str:
+    return f"{CUSTOMER_ID_PREFIX}{uuid.uuid4().hex}"
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(
+        "email address",
+        max_length=254,
+        help_text="The login. Unique whatever its letter case.",
+    )
+    is_staff = models.BooleanField(
+        default=False, help_text="Can sign in to this admin site (support staff)."
+    )
+    is_active = models.BooleanField(
+        default=True, help_text="Unticking this blocks sign-in without deleting the user."
+    )
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    EMAIL_FIELD = "email"
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="accounts_user_email_ci_unique",
+                violation_error_message="A user with this email address already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email)
+
+
+class CustomerQuerySet(models.QuerySet):
+    def for_user(self, user: User) -> "CustomerQuerySet":
+        return self.filter(memberships__user=user)
+
+
+class Customer(models.Model):
+    """The billable account. Its `customer_id` is the id every other system knows it by."""
+
+    customer_id = models.CharField(
+        primary_key=True,
+        max_length=37,
+        default=new_customer_id,
+        editable=False,
+        help_text="Our id for this account (cust_…); written into Stripe metadata.",
+    )
+    name = models.CharField(
+        "company name", max_length=200, blank=True, help_text="Optional, as given at signup."
+    )
+    trial_ends_at = models.DateTimeField(
+        help_text="End of the free trial. Extend it here to give a customer more time."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(customer_id__startswith=CUSTOMER_ID_PREFIX),
+                name="accounts_customer_id_prefix",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.customer_id
+
+    @property
+    def display_name(self) -> str:
+        return self.name or "Your account"
+
+    def is_trialing(self, now=None) -> bool:
+        return self.trial_ends_at > (now or timezone.now())
+
+    def trial_days_left(self, now=None) -> int:
+        """Whole days left in the trial, counting a started day as a day; 0 once it ends."""
+        remaining = self.trial_ends_at - (now or timezone.now())
+        if remaining <= timedelta(0):
+            return 0
+        return math.ceil(remaining / timedelta(days=1))
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        BILLING = "billing", "Billing"
+        MEMBER = "member", "Member"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "customer"], name="accounts_membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display()}) in {self.customer_id}"

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class BillingConfig(AppConfig):
+    """Everything that talks to Stripe: cards, billing details, subscriptions, invoices."""
+
+    name = "billing"
+    verbose_name = "Billing"

@@ -1,0 +1,20 @@
+"""Test settings: fast hashing, email kept in memory, Celery tasks run in the caller.
+
+Tests that need a real worker (tests/test_celery_worker.py) switch eager mode off for
+themselves and use CELERY_BROKER_URL from the environment (Redis in CI).
+"""
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = "test-only-secret-key-not-for-any-deployment"  # noqa: S105 - tests only
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+# Tests create their own lockouts where they test them.
+AXES_ENABLED = env.bool("AXES_ENABLED", default=False)
+# Billing is off unless a test turns it on.
+STRIPE_SECRET_KEY = ""
+BILLING_ENABLED = False
+WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class LicensingConfig(AppConfig):
+    """Plans, features, entitlements and signed licenses. Never talks to Stripe."""
+
+    name = "licensing"
+    verbose_name = "Licensing"

@@ -1,0 +1,154 @@
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Customer, Membership, User
+from accounts.services import EmailAlreadyRegistered, customer_signup
+
+SIGNUP_URL = reverse("signup")
+GOOD_PASSWORD = "a-long-and-unusual-passphrase"
+
+
+def signup_post(client, **overrides):
+    data = {"email": "new@example.com", "password": GOOD_PASSWORD, "company_name": "Initech"}
+    data.update(overrides)
+    return client.post(SIGNUP_URL, data)
+
+
+def test_signup_page_renders(client, db):
+    response = client.get(SIGNUP_URL)
+    assert response.status_code == 200
+    assert b'name="email"' in response.content
+    assert b'name="company_name"' in response.content
+
+
+def test_signup_creates_owner_customer_with_trial_and_signs_in(client, other_membership, settings):
+    settings.TRIAL_DAYS = 14
+    response = signup_post(client)
+
+    assert response.status_code == 302
+    assert response.url == reverse("home")
+    user = User.objects.get(email="new@example.com")
+    membership = Membership.objects.get(user=user)
+    customer = membership.customer
+    assert membership.role == Membership.Role.OWNER
+    assert customer.name == "Initech"
+    assert re.fullmatch(r"cust_[0-9a-f]{32}", customer.customer_id)
+    assert timedelta(days=14) - (customer.trial_ends_at - timezone.now()) < timedelta(minutes=1)
+    assert customer.trial_days_left() == 14
+    # The other customer is untouched and the new user belongs to one account only.
+    assert Customer.objects.count() == 2
+    assert list(Customer.objects.for_user(user)) == [customer]
+
+    home = client.get(reverse("home"))
+    assert customer.customer_id in home.content.decode()
+    assert "14 days left" in home.content.decode()
+    assert other_membership.customer.customer_id not in home.content.decode()
+
+
+def test_signup_honours_trial_days_setting(client, db, settings):
+    settings.TRIAL_DAYS = 30
+    signup_post(client)
+    assert Customer.objects.get().trial_days_left() == 30
+
+
+def test_company_name_is_optional(client, db):
+    response = signup_post(client, company_name="")
+    assert response.status_code == 302
+    assert Customer.objects.get().name == ""
+
+
+def test_signup_queues_the_welcome_email_after_commit(
+    client, db, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        signup_post(client)
+    assert len(callbacks) == 1
+    assert len(mail.outbox) == 1
+    email = mail.outbox[0]
+    assert email.to == ["new@example.com"]
+    assert email.subject == "Welcome to Billing Portal"
+    assert Customer.objects.get().customer_id in email.body
+
+
+@pytest.mark.parametrize("email", ["owner@example.com", "OWNER@Example.COM", " Owner@example.com "])
+def test_signup_with_existing_email_in_any_case_is_a_form_error(client, membership, email):
+    response = signup_post(client, email=email)
+
+    assert response.status_code == 200
+    assert "An account with this email address already exists" in response.content.decode()
+    assert User.objects.count() == 1
+    assert Customer.objects.count() == 1
+    assert not mail.outbox
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short", "This password is too short. It must contain at least 8 characters."),
+        ("password123", "This password is too common."),
+        ("73519826430", "This password is entirely numeric."),
+        ("new@example.com", "The password is too similar to the email address."),
+    ],
+)
+def test_weak_password_shows_djangos_validator_messages(client, db, password, message):
+    response = signup_post(client, password=password)
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not User.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"email": ""}, "email"),
+        ({"email": "not-an-email"}, "email"),
+        ({"password": ""}, "password"),
+        ({"company_name": "x" * 201}, "company_name"),
+    ],
+)
+def test_invalid_signup_input_is_a_form_error(client, db, data, field):
+    response = signup_post(client, **data)
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert not User.objects.exists()
+    assert not Customer.objects.exists()
+
+
+def test_signup_without_csrf_token_is_forbidden(db, other_membership):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    response = signup_post(client)
+    assert response.status_code == 403
+    assert b"This form has expired" in response.content
+    assert not User.objects.filter(email="new@example.com").exists()
+
+
+def test_signed_in_user_is_sent_home_from_signup(signed_in_client):
+    response = signed_in_client.get(SIGNUP_URL)
+    assert response.status_code == 302
+    assert response.url == reverse("home")
+
+
+def test_database_refuses_the_same_email_in_another_case(membership):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create_user(email="Owner@Example.com", password=GOOD_PASSWORD)
+
+
+def test_signup_that_loses_a_race_for_the_email_writes_nothing(membership, monkeypatch):
+    # Another request created the same address between our check and our insert.
+    monkeypatch.setattr(type(User.objects), "email_taken", lambda self, email: False)
+
+    with pytest.raises(EmailAlreadyRegistered):
+        customer_signup(email="OWNER@example.com", password=GOOD_PASSWORD)
+
+    assert User.objects.count() == 1
+    assert Customer.objects.count() == 1
+    assert Membership.objects.count() == 1

@@ -1,0 +1,27 @@
+"""Fixtures shared by the whole suite. Every test that reads customer data gets two
+customers (`membership` and `other_membership`), so a missing filter shows up."""
+
+import pytest
+
+from tests.accounts.factories import PASSWORD, MembershipFactory
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def membership(db):
+    return MembershipFactory(user__email="owner@example.com", customer__name="Acme Ltd")
+
+
+@pytest.fixture
+def other_membership(db):
+    return MembershipFactory(user__email="someone-else@example.com", customer__name="Globex")
+
+
+@pytest.fixture
+def signed_in_client(client, membership, other_membership):
+    client.force_login(membership.user)
+    return client

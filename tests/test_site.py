@@ -1,0 +1,118 @@
+"""Site-wide behaviour: health checks, error pages, deploy checks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import OperationalError
+from django.urls import reverse
+
+from billing_portal import health
+from billing_portal.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_healthz_reports_database_and_broker(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": {"ok": True}, "broker": {"ok": True}},
+    }
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_healthz_with_the_database_down_is_503_with_the_reason(client, db, monkeypatch):
+    class DownConnection:
+        def cursor(self):
+            raise OperationalError("connection to server at 127.0.0.1 refused")
+
+    monkeypatch.setattr(health, "connection", DownConnection())
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == {
+        "ok": False,
+        "error": "OperationalError: connection to server at 127.0.0.1 refused",
+    }
+    assert body["checks"]["broker"] == {"ok": True}
+
+
+def test_healthz_with_the_broker_unreachable_is_503(client, db, monkeypatch):
+    # A Redis broker on a port where nothing listens: a real failed connection.
+    monkeypatch.setitem(celery_app.conf, "broker_url", "redis://127.0.0.1:9/0")
+    monkeypatch.setitem(celery_app.conf, "broker_transport_options", {})
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    broker = response.json()["checks"]["broker"]
+    assert broker["ok"] is False
+    assert "Error" in broker["error"]
+
+
+def test_unknown_url_is_our_404_page(client, db):
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    assert b"Page not found" in response.content
+    assert b"Traceback" not in response.content
+
+
+def test_static_css_is_served(client, db):
+    response = client.get("/static/css/portal.css")
+    assert response.status_code == 200
+
+
+def test_login_page_is_readable_without_sign_in(client, db):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200
+    assert b"Forgot your password?" in response.content
+
+
+def test_check_deploy_with_production_settings_is_clean(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "billing_portal.settings.production",
+        "DJANGO_SECRET_KEY": "prod-like-" + "k3y" * 20,
+        "DJANGO_ALLOWED_HOSTS": "billing.example.com",
+        "PORTAL_BASE_URL": "https://billing.example.com",
+        "DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
+    env.update(
+        DJANGO_SETTINGS_MODULE="billing_portal.settings.production",
+        DJANGO_ALLOWED_HOSTS="billing.example.com",
+        DATA_DIR=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("path", ["/", "/billing/"])
+def test_pages_ask_anonymous_visitors_to_sign_in(client, db, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))

@@ -4,6 +4,13 @@ Tests that need a real worker (tests/test_celery_worker.py) switch eager mode of
 themselves and use CELERY_BROKER_URL from the environment (Redis in CI).
 """
 
+import os
+import tempfile
+from pathlib import Path
+
+# Tests keep their files (the embedded broker's queue, generated keys) out of the real data dir.
+os.environ.setdefault("DATA_DIR", str(Path(tempfile.gettempdir()) / "billing-portal-tests"))
+
 from .base import *  # noqa: F403
 from .base import env
 

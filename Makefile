@@ -1,0 +1,49 @@
+# Billing Portal: `make run` serves the portal, `make test` runs the whole suite.
+# Both work on a fresh machine with Python 3.11: they create .venv and install the lock.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help install run test lint format migrations-check lock clean
+
+help:
+	@echo "make run    - serve the portal on http://127.0.0.1:8000 with a Celery worker and beat"
+	@echo "make test   - run the whole test suite"
+	@echo "make lint   - ruff check and format check"
+	@echo "make lock   - re-pin requirements*.lock from requirements*.in"
+
+$(INSTALLED): requirements-dev.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed, found " + sys.version'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	touch $@
+
+install: $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/python scripts/run_local.py
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations-check: $(INSTALLED)
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+lock: $(INSTALLED)
+	$(BIN)/pip-compile --quiet --strip-extras --generate-hashes --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links -o requirements.lock requirements.in
+	$(BIN)/pip-compile --quiet --strip-extras --generate-hashes --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links -o requirements-dev.lock requirements-dev.in
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

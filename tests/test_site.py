@@ -1,6 +1,7 @@
 """Site-wide behaviour: health checks, error pages, deploy checks."""
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,22 @@ from billing_portal import health
 from billing_portal.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def production_env(tmp_path, **values) -> dict:
+    """The environment of a production process: none of the test run's switches."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SECRET_KEY", "DATABASE_URL"}
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="billing_portal.settings.production",
+        DJANGO_ALLOWED_HOSTS="billing.example.com",
+        DATA_DIR=str(tmp_path),
+        **values,
+    )
+    return env
 
 
 def test_healthz_reports_database_and_broker(client, db):
@@ -72,14 +89,11 @@ def test_login_page_is_readable_without_sign_in(client, db):
 
 
 def test_check_deploy_with_production_settings_is_clean(tmp_path):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "billing_portal.settings.production",
-        "DJANGO_SECRET_KEY": "prod-like-" + "k3y" * 20,
-        "DJANGO_ALLOWED_HOSTS": "billing.example.com",
-        "PORTAL_BASE_URL": "https://billing.example.com",
-        "DATA_DIR": str(tmp_path),
-    }
+    env = production_env(
+        tmp_path,
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        PORTAL_BASE_URL="https://billing.example.com",
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
@@ -93,12 +107,7 @@ def test_check_deploy_with_production_settings_is_clean(tmp_path):
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
-    env.update(
-        DJANGO_SETTINGS_MODULE="billing_portal.settings.production",
-        DJANGO_ALLOWED_HOSTS="billing.example.com",
-        DATA_DIR=str(tmp_path),
-    )
+    env = production_env(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,

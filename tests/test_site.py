@@ -61,7 +61,8 @@ def test_healthz_with_the_database_down_is_503_with_the_reason(client, db, monke
 
 def test_healthz_with_the_broker_unreachable_is_503(client, db, monkeypatch):
     # A Redis broker on a port where nothing listens: a real failed connection.
-    monkeypatch.setitem(celery_app.conf, "broker_url", "redis://127.0.0.1:9/0")
+    # Celery reads the broker from the environment before its configuration.
+    monkeypatch.setenv("CELERY_BROKER_WRITE_URL", "redis://127.0.0.1:9/0")
     monkeypatch.setitem(celery_app.conf, "broker_transport_options", {})
     response = client.get("/healthz")
     assert response.status_code == 503

@@ -12,7 +12,6 @@ from pathlib import Path
 os.environ.setdefault("DATA_DIR", str(Path(tempfile.gettempdir()) / "billing-portal-tests"))
 
 from .base import *  # noqa: F403
-from .base import env
 
 SECRET_KEY = "test-only-secret-key-not-for-any-deployment"  # noqa: S105 - tests only
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -20,7 +19,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 # Tests create their own lockouts where they test them.
-AXES_ENABLED = env.bool("AXES_ENABLED", default=False)
+AXES_ENABLED = False
 # Billing is off unless a test turns it on.
 STRIPE_SECRET_KEY = ""
 BILLING_ENABLED = False

@@ -211,5 +211,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # Axes logs every start and every attempt at INFO; lockouts are WARNINGs.
         "axes": {"level": "WARNING"},
+        # stripe-python logs every request at INFO.
+        "stripe": {"level": "WARNING"},
     },
 }

@@ -6,11 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint format migrations-check lock clean
+.PHONY: help install run test bench lint format migrations-check lock clean
 
 help:
 	@echo "make run    - serve the portal on http://127.0.0.1:8000 with a Celery worker and beat"
 	@echo "make test   - run the whole test suite"
+	@echo "make bench  - print the benchmarks' figures"
 	@echo "make lint   - ruff check and format check"
 	@echo "make lock   - re-pin requirements*.lock from requirements*.in"
 
@@ -27,6 +28,9 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/stripe_emulator_bench.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -1,0 +1,276 @@
+"""The emulator: one object that answers every request, whatever carries it (HTTP or
+in-process). State changes are serialised by one lock; webhooks go out afterwards."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from . import hosted
+from .context import API_VERSION, Context
+from .errors import StripeError, invalid_request
+from .faults import Faults, FaultSpecError
+from .forms import decode
+from .ids import new_id
+from .params import validate
+from .render import render_with_expand
+from .resources import ROUTES
+from .resources.account import account_ensure
+from .routing import find
+from .store import Obj, Store
+from .webhooks import Dispatcher, Transport, http_transport
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    events: list[Obj] = field(default_factory=list)
+    hang: float | None = None  # answer nothing; the transport drops the connection
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status,
+        json.dumps(payload, indent=2).encode(),
+        {"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+class Emulator:
+    """Stripe's API for the portal's needs, backed by a :class:`Store`."""
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        base_url: str = "http://127.0.0.1:12111",
+        webhook_transport: Transport = http_transport,
+        background_webhooks: bool = True,
+        retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0),
+    ) -> None:
+        self.base_url = base_url
+        self.store = Store(data_dir)
+        self.lock = threading.RLock()
+        self.faults = Faults()
+        self.webhooks = Dispatcher(
+            webhook_transport,
+            self.faults,
+            background=background_webhooks,
+            retry_delays=retry_delays,
+        )
+        self.webhooks.bind_endpoints(self._webhook_endpoints)
+        with self.lock:
+            account_ensure(self.store)
+            self.store.commit()
+
+    def _webhook_endpoints(self) -> list[Obj]:
+        with self.lock:
+            return self.store.select("webhook_endpoint")
+
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
+    ) -> Response:
+        """Answer one request; ``target`` is the path with its query string."""
+        path, _, query = target.partition("?")
+        method = method.upper()
+        if path.startswith("/_emulator/"):
+            return self._control(method, path, body)
+        page_handler = _PAGES.get(path.split("/")[1])
+        if page_handler is not None:
+            with self.lock:
+                ctx = Context(self)
+                status, page_headers, page = page_handler(ctx, method, path, body.decode())
+                self.store.commit()
+            return self._with_events(Response(status, page, page_headers), ctx.events)
+        return self._api(
+            method, path, query, {k.lower(): v for k, v in headers.items()}, body.decode()
+        )
+
+    def release(self, response: Response) -> None:
+        """Hand a response's events to webhook delivery once it has been answered."""
+        if response.events:
+            self.webhooks.release(response.events)
+
+    def _api(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: str
+    ) -> Response:
+        request_id = new_id("req")
+        base_headers = {"Request-Id": request_id, "Stripe-Version": API_VERSION}
+        fault = self.faults.take_request_fault(method, path)
+        if fault is not None:
+            return self._fault_response(fault.kind, fault.seconds, base_headers)
+        try:
+            api_key = _api_key(headers)
+            found = find(ROUTES, method, path)
+            if found is None:
+                raise StripeError(
+                    404,
+                    f"Unrecognized request URL ({method}: {path}). Please see https://docs.stripe.com.",
+                )
+            route, path_args = found
+            encoded = body if method == "POST" else query
+            params = validate(route.params, decode(encoded))
+        except StripeError as error:
+            return json_response(error.status, error.envelope(), base_headers)
+        idempotency_key = headers.get("idempotency-key") if method == "POST" else None
+        with self.lock:
+            if idempotency_key:
+                replay = self._replay(api_key, idempotency_key, method, path, encoded, base_headers)
+                if replay is not None:
+                    return replay
+            ctx = Context(self, request_id=request_id, idempotency_key=idempotency_key)
+            try:
+                result = route.call(ctx, params, path_args)
+                status, payload = (
+                    200,
+                    render_with_expand(self.store, result, params.get("expand", [])),
+                )
+            except StripeError as error:
+                status, payload = error.status, error.envelope()
+            except Exception:  # noqa: BLE001 - an emulator bug answers like Stripe's api_error
+                traceback.print_exc()
+                status, payload = (
+                    500,
+                    {"error": {"type": "api_error", "message": "Emulator error."}},
+                )
+            if idempotency_key and status != 500:
+                self.store.remember(
+                    f"{api_key}:{idempotency_key}",
+                    {
+                        "fingerprint": _fingerprint(method, path, encoded),
+                        "status": status,
+                        "body": payload,
+                    },
+                )
+            self.store.commit()
+        headers_out = dict(base_headers)
+        if idempotency_key:
+            headers_out["Idempotency-Key"] = idempotency_key
+        return self._with_events(json_response(status, payload, headers_out), ctx.events)
+
+    def _with_events(self, response: Response, events: list[Obj]) -> Response:
+        if events:
+            response.events = events
+            self.webhooks.expect()
+        return response
+
+    def _replay(
+        self, api_key: str, key: str, method: str, path: str, encoded: str, headers: dict[str, str]
+    ) -> Response | None:
+        record = self.store.idempotency.get(f"{api_key}:{key}")
+        if record is None:
+            return None
+        if record["fingerprint"] != _fingerprint(method, path, encoded):
+            error = StripeError(
+                400,
+                "Keys for idempotent requests can only be used with the same parameters they "
+                f"were first used with. Try using a key other than '{key}' if you meant to "
+                "execute a different request.",
+                type="idempotency_error",
+            )
+            return json_response(400, error.envelope(), headers)
+        return json_response(
+            record["status"],
+            record["body"],
+            {**headers, "Idempotency-Key": key, "Idempotent-Replayed": "true"},
+        )
+
+    def _fault_response(self, kind: str, seconds: float, headers: dict[str, str]) -> Response:
+        if kind == "timeout":
+            return Response(0, b"", headers, hang=seconds)
+        if kind == "error_429":
+            error = StripeError(
+                429,
+                "Request rate limit exceeded. Learn more about rate limits here https://docs.stripe.com/rate-limits.",
+                code="rate_limit",
+            )
+            return json_response(429, error.envelope(), headers)
+        error = StripeError(500, "An unknown error occurred", type="api_error")
+        return json_response(500, error.envelope(), headers)
+
+    def _control(self, method: str, path: str, body: bytes) -> Response:
+        """``/_emulator/*``: health, reset, delivery log, faults. Local tooling, no auth."""
+        if (method, path) == ("GET", "/_emulator/health"):
+            return json_response(200, {"status": "ok", "api_version": API_VERSION})
+        if (method, path) == ("POST", "/_emulator/reset"):
+            self.reset()
+            return json_response(200, {"status": "reset"})
+        if (method, path) == ("GET", "/_emulator/deliveries"):
+            return json_response(
+                200, {"data": self.webhooks.deliveries(), "pending": self.webhooks.pending()}
+            )
+        if path == "/_emulator/faults":
+            if method == "GET":
+                return json_response(200, {"data": self.faults.listing()})
+            if method == "DELETE":
+                self.faults.clear()
+                return json_response(200, {"data": []})
+            if method == "POST":
+                try:
+                    spec = (
+                        json.loads(body)
+                        if body.strip().startswith(b"{")
+                        else dict(parse_qsl(body.decode()))
+                    )
+                    fault = self.faults.add(spec)
+                except (FaultSpecError, json.JSONDecodeError) as error:
+                    return json_response(400, invalid_request(str(error)).envelope())
+                return json_response(200, {"fault": asdict(fault)})
+        return json_response(
+            404, invalid_request(f"Unknown emulator endpoint {method} {path}").envelope()
+        )
+
+    def reset(self) -> None:
+        with self.lock:
+            self.store.reset()
+            self.faults.clear()
+            self.webhooks.reset()
+            account_ensure(self.store)
+            self.store.commit()
+
+    def close(self) -> None:
+        self.webhooks.stop()
+        self.store.close()
+
+
+# Hosted pages a customer's browser opens: no API key, answered in HTML.
+_PAGES = {"checkout": hosted.checkout_page, "invoice": hosted.invoice_page}
+
+
+def _api_key(headers: dict[str, str]) -> str:
+    authorization = headers.get("authorization", "")
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            credential = base64.b64decode(credential).decode(errors="replace").partition(":")[0]
+        except ValueError:  # not base64: no key was given
+            credential = ""
+    elif scheme.lower() != "bearer":
+        credential = ""
+    if not credential:
+        raise StripeError(
+            401,
+            "You did not provide an API key. You need to provide your API key in the "
+            "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+            "YOUR_SECRET_KEY').",
+        )
+    if not credential.startswith("sk_test_") or len(credential) <= len("sk_test_"):
+        shown = credential[:8] + "*" * max(0, len(credential) - 12) + credential[-4:]
+        raise StripeError(401, f"Invalid API Key provided: {shown}")
+    return credential
+
+
+def _fingerprint(method: str, path: str, encoded: str) -> str:
+    canonical = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(encoded, keep_blank_values=True)))
+    return f"{method} {path} {canonical}"

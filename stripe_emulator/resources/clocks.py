@@ -1,0 +1,162 @@
+"""Test clocks: advancing one runs, in time order, everything due for its customers —
+trial notices, renewals, cancellations at period end, and draft invoices' finalization and
+payment an hour after their creation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe.params as P
+
+from stripe_emulator.context import Context
+from stripe_emulator.errors import invalid_request
+from stripe_emulator.ids import new_id
+from stripe_emulator.render import paginate
+from stripe_emulator.routing import route
+from stripe_emulator.store import Obj
+from stripe_emulator.timeutil import DAY
+
+from .common import deleted
+from .invoicing import invoice_collect, invoice_finalize
+from .subscription_lifecycle import (
+    subscription_cycle,
+    subscription_due_actions,
+    subscription_end,
+    subscription_trial_will_end,
+)
+
+CLOCK = "test_helpers.test_clock"
+MAX_STEPS = 10_000  # a runaway schedule is an emulator bug, not an endless request
+
+
+def clock_create(ctx: Context, params: dict[str, Any]) -> Obj:
+    now = ctx.now()
+    clock = ctx.store.add(
+        {
+            "id": new_id("clock"),
+            "object": CLOCK,
+            "created": now,
+            "deletes_after": now + 30 * DAY,
+            "frozen_time": params["frozen_time"],
+            "livemode": False,
+            "name": params.get("name"),
+            "status": "ready",
+            "status_details": {},
+        }
+    )
+    ctx.emit("test_helpers.test_clock.created", clock)
+    return clock
+
+
+def clock_retrieve(ctx: Context, params: dict[str, Any], clock: str) -> Obj:
+    return ctx.fetch(CLOCK, clock, label="test_clock")
+
+
+def clock_list(ctx: Context, params: dict[str, Any]) -> Obj:
+    return paginate(ctx.store.select(CLOCK), params, "/v1/test_helpers/test_clocks")
+
+
+def clock_delete(ctx: Context, params: dict[str, Any], clock: str) -> Obj:
+    found = ctx.fetch(CLOCK, clock, label="test_clock")
+    for obj in list(ctx.store.all()):
+        if obj.get("test_clock") == clock and obj.get("object") in (
+            "customer",
+            "subscription",
+            "invoice",
+            "invoiceitem",
+        ):
+            ctx.store.replace(deleted(obj))
+    ctx.emit("test_helpers.test_clock.deleted", found)
+    tombstone = deleted(found)
+    ctx.store.replace(tombstone)
+    return tombstone
+
+
+def clock_advance(ctx: Context, params: dict[str, Any], clock: str) -> Obj:
+    found = ctx.fetch(CLOCK, clock, label="test_clock")
+    target = params["frozen_time"]
+    if target <= found["frozen_time"]:
+        raise invalid_request(
+            "The frozen_time must be after the test clock's current frozen_time.",
+            param="frozen_time",
+        )
+    found["status"] = "advancing"
+    ctx.emit("test_helpers.test_clock.advancing", found)
+    for _ in range(MAX_STEPS):
+        step = _next_due(ctx, clock, target)
+        if step is None:
+            break
+        at, run = step
+        found["frozen_time"] = max(found["frozen_time"], at)
+        run()
+    found["frozen_time"] = target
+    found["status"] = "ready"
+    ctx.store.touch(found)
+    ctx.emit("test_helpers.test_clock.ready", found)
+    return found
+
+
+def _next_due(ctx: Context, clock: str, target: int) -> tuple[int, Any] | None:
+    """The earliest action due on this clock at or before ``target``."""
+    candidates: list[tuple[int, int, Any]] = []
+    for subscription in ctx.store.select("subscription", lambda s: s["test_clock"] == clock):
+        for at, action in subscription_due_actions(ctx.store, subscription):
+            if at <= target:
+                candidates.append(
+                    (at, len(candidates), _subscription_action(ctx, subscription, action))
+                )
+    for invoice in ctx.store.select(
+        "invoice", lambda i: i["test_clock"] == clock and i["status"] == "draft"
+    ):
+        at = invoice["automatically_finalizes_at"]
+        if invoice["auto_advance"] and at is not None and at <= target:
+            candidates.append((at, len(candidates), _finalize_and_charge(ctx, invoice)))
+    if not candidates:
+        return None
+    at, _, run = min(candidates, key=lambda candidate: candidate[:2])
+    return at, run
+
+
+def _subscription_action(ctx: Context, subscription: Obj, action: str) -> Any:
+    if action == "cycle":
+        return lambda: subscription_cycle(ctx, subscription)
+    if action == "trial_will_end":
+        return lambda: subscription_trial_will_end(ctx, subscription)
+    return lambda: subscription_end(
+        ctx, subscription, reason="cancellation_requested", at=subscription["cancel_at"]
+    )
+
+
+def _finalize_and_charge(ctx: Context, invoice: Obj) -> Any:
+    def run() -> None:
+        invoice_finalize(ctx, invoice)
+        if invoice["status"] == "open" and invoice["collection_method"] == "charge_automatically":
+            invoice_collect(ctx, invoice)
+
+    return run
+
+
+ROUTES = [
+    route(
+        "POST", "/v1/test_helpers/test_clocks", clock_create, P.test_helpers.TestClockCreateParams
+    ),
+    route("GET", "/v1/test_helpers/test_clocks", clock_list, P.test_helpers.TestClockListParams),
+    route(
+        "GET",
+        "/v1/test_helpers/test_clocks/{clock}",
+        clock_retrieve,
+        P.test_helpers.TestClockRetrieveParams,
+    ),
+    route(
+        "DELETE",
+        "/v1/test_helpers/test_clocks/{clock}",
+        clock_delete,
+        P.test_helpers.TestClockDeleteParams,
+    ),
+    route(
+        "POST",
+        "/v1/test_helpers/test_clocks/{clock}/advance",
+        clock_advance,
+        P.test_helpers.TestClockAdvanceParams,
+    ),
+]

@@ -1,0 +1,421 @@
+"""The invoice lifecycle: build a draft and its lines, pull in pending items, finalize,
+collect payment (declines included) and mark paid. Subscriptions, test clocks and the
+invoice endpoints all drive invoices through these functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stripe_emulator.context import Context
+from stripe_emulator.errors import StripeError, card_declined, invalid_request
+from stripe_emulator.ids import new_id, random_token
+from stripe_emulator.render import list_object
+from stripe_emulator.store import Obj, Store
+
+from .payment_methods import payment_method_attach, payment_method_resolve
+from .payments import charge_attempt
+
+# Stripe finalizes a subscription's draft about an hour after creating it.
+AUTO_FINALIZE_DELAY = 3600
+
+
+def invoice_build(
+    ctx: Context,
+    customer: Obj,
+    *,
+    billing_reason: str,
+    currency: str,
+    subscription: Obj | None = None,
+    period: tuple[int, int] | None = None,
+    invoice_id: str | None = None,
+) -> Obj:
+    """A draft invoice, not yet stored (previews use it as is)."""
+    now = ctx.now(customer["test_clock"])
+    invoice_id = invoice_id or new_id("in")
+    start, end = period or (now, now)
+    return {
+        "id": invoice_id,
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": "Local Stripe emulator",
+        "account_tax_ids": None,
+        "amount_due": 0,
+        "amount_paid": 0,
+        "amount_remaining": 0,
+        "amount_shipping": 0,
+        "application": None,
+        "attempt_count": 0,
+        "attempted": False,
+        "auto_advance": subscription is not None,
+        "automatic_tax": {
+            "enabled": False,
+            "liability": None,
+            "status": None,
+            "disabled_reason": None,
+            "provider": None,
+        },
+        "billing_reason": billing_reason,
+        "collection_method": subscription["collection_method"]
+        if subscription
+        else "charge_automatically",
+        "created": now,
+        "currency": currency,
+        "custom_fields": None,
+        "customer": customer["id"],
+        "customer_address": customer["address"],
+        "customer_email": customer["email"],
+        "customer_name": customer["name"],
+        "customer_phone": customer["phone"],
+        "customer_shipping": customer["shipping"],
+        "customer_tax_exempt": customer["tax_exempt"],
+        "customer_tax_ids": [],
+        "default_payment_method": None,
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discounts": [],
+        "due_date": None,
+        "effective_at": None,
+        "ending_balance": None,
+        "footer": None,
+        "from_invoice": None,
+        "hosted_invoice_url": None,
+        "invoice_pdf": None,
+        "issuer": {"type": "self"},
+        "last_finalization_error": None,
+        "latest_revision": None,
+        "lines": list_object(f"/v1/invoices/{invoice_id}/lines", []),
+        "livemode": False,
+        "metadata": {},
+        "next_payment_attempt": None,
+        "number": None,
+        "on_behalf_of": None,
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        "period_end": end,
+        "period_start": start,
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "receipt_number": None,
+        "rendering": None,
+        "shipping_cost": None,
+        "shipping_details": None,
+        "starting_balance": 0,
+        "statement_descriptor": None,
+        "status": "draft",
+        "status_transitions": {
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
+        "subtotal": 0,
+        "subtotal_excluding_tax": 0,
+        "test_clock": customer["test_clock"],
+        "total": 0,
+        "total_discount_amounts": [],
+        "total_excluding_tax": 0,
+        "webhooks_delivered_at": None,
+        "automatically_finalizes_at": None,
+        "total_pretax_credit_amounts": [],
+        "total_taxes": [],
+        "amount_overpaid": 0,
+        "parent": None
+        if subscription is None
+        else {
+            "type": "subscription_details",
+            "subscription_details": {
+                "metadata": dict(subscription["metadata"]),
+                "subscription": subscription["id"],
+            },
+            "quote_details": None,
+        },
+        "customer_account": None,
+    }
+
+
+def invoice_line(
+    invoice: Obj,
+    *,
+    amount: int,
+    description: str,
+    price: Obj | None,
+    quantity: int | None,
+    period: tuple[int, int],
+    subscription_id: str | None = None,
+    subscription_item_id: str | None = None,
+    invoice_item_id: str | None = None,
+    proration: bool = False,
+    metadata: dict[str, str] | None = None,
+) -> Obj:
+    """One ``line_item``; its ``parent`` names the subscription item or invoice item behind it."""
+    details = {
+        "invoice_item": invoice_item_id,
+        "proration": proration,
+        "proration_details": {"credited_items": None},
+        "subscription": subscription_id,
+    }
+    if invoice_item_id is not None:
+        parent = {
+            "type": "invoice_item_details",
+            "invoice_item_details": details,
+            "subscription_item_details": None,
+        }
+    else:
+        parent = {
+            "type": "subscription_item_details",
+            "invoice_item_details": None,
+            "subscription_item_details": {**details, "subscription_item": subscription_item_id},
+        }
+    return {
+        "id": f"il_{random_token(24)}",
+        "object": "line_item",
+        "amount": amount,
+        "currency": invoice["currency"],
+        "description": description,
+        "discount_amounts": [],
+        "discountable": True,
+        "discounts": [],
+        "invoice": invoice["id"],
+        "livemode": False,
+        "metadata": dict(metadata or {}),
+        "parent": parent,
+        "period": {"start": period[0], "end": period[1]},
+        "pricing": {
+            "type": "price_details",
+            "price_details": {"price": price["id"], "product": price["product"]} if price else None,
+            "unit_amount_decimal": price["unit_amount_decimal"] if price else str(amount),
+        },
+        "quantity": quantity,
+        "subtotal": amount,
+        "taxes": [],
+        "pretax_credit_amounts": [],
+    }
+
+
+def invoice_add_line(invoice: Obj, line: Obj) -> None:
+    invoice["lines"]["data"].append(line)
+    _recompute(invoice)
+
+
+def invoice_remove_item_line(invoice: Obj, invoice_item_id: str) -> None:
+    """Drop the line an invoice item produced (the item was edited or deleted)."""
+    invoice["lines"]["data"] = [
+        line
+        for line in invoice["lines"]["data"]
+        if ((line["parent"] or {}).get("invoice_item_details") or {}).get("invoice_item")
+        != invoice_item_id
+    ]
+    _recompute(invoice)
+
+
+def _recompute(invoice: Obj) -> None:
+    total = sum(item["amount"] for item in invoice["lines"]["data"])
+    invoice.update(
+        subtotal=total,
+        subtotal_excluding_tax=total,
+        total=total,
+        total_excluding_tax=total,
+        amount_due=max(total, 0),
+        amount_remaining=max(total, 0) - invoice["amount_paid"],
+    )
+
+
+def invoice_item_line(invoice: Obj, item: Obj, store: Store) -> Obj:
+    details = item["pricing"]["price_details"] or {}
+    price = store.get(details.get("price") or "")
+    subscription = (item["parent"] or {}).get("subscription_details") or {}
+    return invoice_line(
+        invoice,
+        amount=item["amount"],
+        description=item["description"] or "",
+        price=price,
+        quantity=item["quantity"],
+        period=(item["period"]["start"], item["period"]["end"]),
+        subscription_id=subscription.get("subscription"),
+        invoice_item_id=item["id"],
+        proration=item["proration"],
+        metadata=item["metadata"],
+    )
+
+
+def pending_invoice_items(store: Store, customer_id: str, subscription_id: str | None) -> list[Obj]:
+    """Pending items of a customer; a subscription's invoice takes its own and the unscoped ones."""
+
+    def matches(item: Obj) -> bool:
+        owner = ((item["parent"] or {}).get("subscription_details") or {}).get("subscription")
+        return (
+            item["customer"] == customer_id
+            and item["invoice"] is None
+            and owner in (None, subscription_id)
+        )
+
+    return list(reversed(store.select("invoiceitem", matches)))
+
+
+def invoice_pull_pending(ctx: Context, invoice: Obj, subscription_id: str | None) -> None:
+    for item in pending_invoice_items(ctx.store, invoice["customer"], subscription_id):
+        item["invoice"] = invoice["id"]
+        ctx.store.touch(item)
+        invoice_add_line(invoice, invoice_item_line(invoice, item, ctx.store))
+
+
+def invoice_open(ctx: Context, invoice: Obj) -> Obj:
+    """Store a built draft and announce it."""
+    invoice["webhooks_delivered_at"] = invoice["created"]
+    ctx.store.add(invoice)
+    ctx.emit("invoice.created", invoice)
+    return invoice
+
+
+def invoice_finalize(ctx: Context, invoice: Obj) -> None:
+    customer = ctx.fetch("customer", invoice["customer"])
+    now = ctx.now(invoice["test_clock"])
+    invoice["status"] = "open"
+    invoice["number"] = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
+    customer["next_invoice_sequence"] += 1
+    ctx.store.touch(customer)
+    invoice["status_transitions"]["finalized_at"] = now
+    invoice["effective_at"] = now
+    invoice["automatically_finalizes_at"] = None
+    invoice["hosted_invoice_url"] = f"{ctx.base_url}/invoice/{invoice['id']}"
+    if invoice["collection_method"] == "charge_automatically" and invoice["amount_due"] > 0:
+        invoice["next_payment_attempt"] = now
+    ctx.store.touch(invoice)
+    ctx.emit("invoice.finalized", invoice)
+    if invoice["amount_due"] == 0:
+        invoice_mark_paid(ctx, invoice, intent=None)
+
+
+def _payment_method_for(ctx: Context, invoice: Obj, explicit: str | None) -> Obj | None:
+    customer = ctx.fetch("customer", invoice["customer"])
+    if explicit:
+        method = payment_method_resolve(ctx, explicit)
+        if method["customer"] is None:
+            payment_method_attach(ctx, method, customer)
+        elif method["customer"] != customer["id"]:
+            raise invalid_request(
+                "The payment method must belong to the customer of the invoice.",
+                param="payment_method",
+            )
+        return method
+    subscription = _subscription_of(ctx.store, invoice)
+    for method_id in (
+        invoice["default_payment_method"],
+        subscription["default_payment_method"] if subscription else None,
+        customer["invoice_settings"]["default_payment_method"],
+    ):
+        if method_id:
+            return ctx.store.get(method_id)
+    return None
+
+
+def _subscription_of(store: Store, invoice: Obj) -> Obj | None:
+    details = (invoice["parent"] or {}).get("subscription_details") or {}
+    return store.get(details.get("subscription") or "")
+
+
+@dataclass(frozen=True)
+class PaymentFailure:
+    """Why collecting an invoice failed: a declined card, or no payment method at all."""
+
+    message: str
+    decline_code: str | None = None
+
+    def error(self) -> StripeError:
+        if self.decline_code is None:
+            return invalid_request(self.message)
+        return card_declined(self.decline_code, self.message)
+
+
+def invoice_collect(
+    ctx: Context, invoice: Obj, payment_method: str | None = None
+) -> PaymentFailure | None:
+    """Charge an open invoice; ``None`` when it is paid."""
+    method = _payment_method_for(ctx, invoice, payment_method)
+    customer = ctx.fetch("customer", invoice["customer"])
+    invoice["attempted"] = True
+    invoice["attempt_count"] += 1
+    invoice["next_payment_attempt"] = None
+    if method is None:
+        ctx.store.touch(invoice)
+        ctx.emit("invoice.payment_failed", invoice)
+        _subscription_status(ctx, invoice, "past_due")
+        return PaymentFailure(
+            "This customer has no attached payment source or default payment method. "
+            "Please consider adding a default payment method."
+        )
+    intent, card = charge_attempt(
+        ctx,
+        customer=customer,
+        payment_method=method,
+        amount=invoice["amount_remaining"],
+        currency=invoice["currency"],
+        description=f"Payment for Invoice {invoice['number']}",
+    )
+    if intent["status"] != "succeeded":
+        _invoice_payment(ctx, invoice, intent, status="failed")
+        ctx.store.touch(invoice)
+        ctx.emit("invoice.payment_failed", invoice)
+        _subscription_status(ctx, invoice, "past_due")
+        return PaymentFailure(card.decline_message, card.decline_code or "generic_decline")
+    invoice_mark_paid(ctx, invoice, intent)
+    return None
+
+
+def invoice_mark_paid(ctx: Context, invoice: Obj, intent: Obj | None) -> None:
+    now = ctx.now(invoice["test_clock"])
+    invoice["status"] = "paid"
+    invoice["amount_paid"] = invoice["amount_due"]
+    invoice["amount_remaining"] = 0
+    invoice["status_transitions"]["paid_at"] = now
+    invoice["next_payment_attempt"] = None
+    invoice["auto_advance"] = False
+    ctx.store.touch(invoice)
+    if intent is not None:
+        payment = _invoice_payment(ctx, invoice, intent, status="paid")
+        ctx.emit("invoice_payment.paid", payment)
+    ctx.emit("invoice.paid", invoice)
+    ctx.emit("invoice.payment_succeeded", invoice)
+    _subscription_status(ctx, invoice, "active")
+
+
+def _invoice_payment(ctx: Context, invoice: Obj, intent: Obj, *, status: str) -> Obj:
+    now = ctx.now(invoice["test_clock"])
+    return ctx.store.add(
+        {
+            "id": new_id("inpay"),
+            "object": "invoice_payment",
+            "amount_paid": intent["amount_received"] if status == "paid" else None,
+            "amount_requested": intent["amount"],
+            "created": now,
+            "currency": intent["currency"],
+            "invoice": invoice["id"],
+            "is_default": status == "paid",
+            "livemode": False,
+            "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
+            "status": status,
+            "status_transitions": {
+                "canceled_at": None,
+                "paid_at": now if status == "paid" else None,
+            },
+        }
+    )
+
+
+def _subscription_status(ctx: Context, invoice: Obj, status: str) -> None:
+    """A paid invoice revives an unpaid subscription; a failed one makes an active one past due."""
+    subscription = _subscription_of(ctx.store, invoice)
+    if subscription is None or subscription["latest_invoice"] != invoice["id"]:
+        return
+    current = subscription["status"]
+    if (status == "active" and current in ("past_due", "incomplete", "unpaid")) or (
+        status == "past_due" and current == "active"
+    ):
+        before = ctx.snapshot(subscription)
+        subscription["status"] = status
+        ctx.store.touch(subscription)
+        ctx.emit("customer.subscription.updated", subscription, before)

@@ -1,0 +1,343 @@
+"""Subscription endpoints: create (trials, first invoice), update (items, prorations,
+cancellation, trial changes), cancel now, resume, list. Periods live on the subscription
+items, as at the dahlia API version; renewals happen in ``subscription_lifecycle``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe.params as P
+
+from stripe_emulator.context import Context
+from stripe_emulator.errors import card_declined, invalid_request
+from stripe_emulator.ids import new_id
+from stripe_emulator.render import paginate
+from stripe_emulator.routing import route
+from stripe_emulator.store import Obj
+from stripe_emulator.timeutil import DAY, add_interval
+
+from .common import UNSET, assign, created_filter
+from .invoicing import (
+    invoice_finalize,
+    invoice_open,
+)
+from .payment_methods import simulated_card
+from .pricing import item_amount
+from .subscription_lifecycle import (
+    ENDED,
+    cycle_invoice,
+    invoice_now,
+    item_changes_apply,
+    item_new,
+    recurring_price,
+    set_period,
+    subscription_end,
+    subscription_items,
+    subscription_period,
+)
+
+
+def _default_payment_method(ctx: Context, customer: Obj, method_id: str | None) -> Obj | None:
+    method_id = method_id or customer["invoice_settings"]["default_payment_method"]
+    if not method_id:
+        return None
+    method = ctx.store.get(method_id)
+    if (
+        method is None
+        or method.get("object") != "payment_method"
+        or method["customer"] != customer["id"]
+    ):
+        raise invalid_request(
+            f"The customer does not have a payment method with the ID {method_id}. "
+            "The payment method must be attached to the customer.",
+            param="default_payment_method",
+        )
+    return method
+
+
+def _trial_end(params: dict[str, Any], prices: list[Obj], now: int) -> int | None:
+    trial_end = params.get("trial_end")
+    if trial_end == "now":
+        return None
+    if isinstance(trial_end, int):
+        if trial_end <= now:
+            raise invalid_request(
+                "Invalid timestamp: must be an integer Unix timestamp in the future.",
+                param="trial_end",
+            )
+        return trial_end
+    days = params.get("trial_period_days")
+    if days is None and params.get("trial_from_plan"):
+        days = prices[0]["recurring"]["trial_period_days"]
+    return now + days * DAY if days else None
+
+
+def subscription_create(ctx: Context, params: dict[str, Any]) -> Obj:
+    return subscription_start(ctx, params)
+
+
+def subscription_start(ctx: Context, params: dict[str, Any]) -> Obj:
+    """Create a subscription and settle its first invoice (free during a trial)."""
+    customer = ctx.fetch("customer", params.get("customer"), param="customer")
+    if not params.get("items"):
+        raise invalid_request("Missing required param: items.", param="items")
+    prices = [
+        recurring_price(ctx, spec, f"items[{index}]") for index, spec in enumerate(params["items"])
+    ]
+    intervals = {(p["recurring"]["interval"], p["recurring"]["interval_count"]) for p in prices}
+    if len(intervals) > 1 or len({p["currency"] for p in prices}) > 1:
+        raise invalid_request(
+            "All prices on a subscription must have the same currency and billing interval.",
+            param="items",
+        )
+    now = ctx.now(customer["test_clock"])
+    trial_end = _trial_end(params, prices, now)
+    method = _default_payment_method(ctx, customer, params.get("default_payment_method"))
+    collection = params.get("collection_method", "charge_automatically")
+    behavior = params.get("payment_behavior", "allow_incomplete")
+    first_amount = (
+        0
+        if trial_end
+        else sum(
+            item_amount(p, s.get("quantity", 1))
+            for p, s in zip(prices, params["items"], strict=True)
+        )
+    )
+    charged_now = bool(first_amount) and collection == "charge_automatically"
+    if charged_now and behavior != "default_incomplete":
+        if method is None:
+            raise invalid_request(
+                "This customer has no attached payment source or default payment method. "
+                "Please consider adding a default payment method."
+            )
+        card = simulated_card(method)
+        if behavior == "error_if_incomplete" and card.decline_code:
+            raise card_declined(card.decline_code, card.decline_message)
+    # The first payment is settled within this request, so the subscription is announced
+    # with the status it ends the request with, as Stripe does.
+    pays_now = not charged_now or (
+        behavior != "default_incomplete"
+        and method is not None
+        and not simulated_card(method).decline_code
+    )
+    status = "trialing" if trial_end else ("active" if pays_now else "incomplete")
+    interval, count = next(iter(intervals))
+    period_end = trial_end or add_interval(now, interval, count)
+    subscription: Obj = {
+        "id": new_id("sub"),
+        "object": "subscription",
+        "application": None,
+        "application_fee_percent": None,
+        "automatic_tax": {"enabled": False, "liability": None, "disabled_reason": None},
+        "billing_cycle_anchor": trial_end or now,
+        "billing_cycle_anchor_config": None,
+        "cancel_at": None,
+        "canceled_at": None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "collection_method": collection,
+        "created": now,
+        "currency": prices[0]["currency"],
+        "customer": customer["id"],
+        "days_until_due": params.get("days_until_due") if collection == "send_invoice" else None,
+        "default_payment_method": params.get("default_payment_method"),
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": params.get("description"),
+        "discounts": [],
+        "ended_at": None,
+        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "latest_invoice": None,
+        "livemode": False,
+        "metadata": dict(params.get("metadata") or {}),
+        "next_pending_invoice_item_invoice": None,
+        "on_behalf_of": None,
+        "pause_collection": None,
+        "payment_settings": {
+            "payment_method_options": None,
+            "payment_method_types": None,
+            "save_default_payment_method": "off",
+        },
+        "pending_invoice_item_interval": None,
+        "pending_setup_intent": None,
+        "pending_update": None,
+        "schedule": None,
+        "start_date": now,
+        "status": status,
+        "test_clock": customer["test_clock"],
+        "transfer_data": None,
+        "trial_end": trial_end,
+        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_start": now if trial_end else None,
+        "cancel_at_period_end": False,
+        "billing_thresholds": None,
+        "billing_mode": {"type": "classic", "flexible": None},
+        "customer_account": None,
+    }
+    ctx.store.add(subscription)
+    for price, spec in zip(prices, params["items"], strict=True):
+        item_new(ctx, subscription, price, spec, (now, period_end))
+    if params.get("cancel_at_period_end"):
+        _cancel_at(ctx, subscription, period_end)
+    ctx.emit("customer.subscription.created", subscription)
+    invoice = cycle_invoice(
+        ctx, subscription, "subscription_create", (now, now), trial=bool(trial_end)
+    )
+    if behavior == "default_incomplete" and first_amount:
+        subscription["latest_invoice"] = invoice["id"]
+        invoice["auto_advance"] = False
+        invoice_open(ctx, invoice)
+        invoice_finalize(ctx, invoice)
+    else:
+        invoice_now(ctx, subscription, invoice)
+    return subscription
+
+
+def _cancel_at(ctx: Context, subscription: Obj, when: int | None) -> None:
+    subscription["cancel_at"] = when
+    subscription["cancel_at_period_end"] = (
+        when is not None and when == subscription_period(ctx.store, subscription)[1]
+    )
+    subscription["canceled_at"] = ctx.now(subscription["test_clock"]) if when else None
+    subscription["cancellation_details"]["reason"] = "cancellation_requested" if when else None
+
+
+def subscription_retrieve(ctx: Context, params: dict[str, Any], subscription: str) -> Obj:
+    return ctx.fetch("subscription", subscription)
+
+
+def subscription_update(ctx: Context, params: dict[str, Any], subscription: str) -> Obj:
+    found = ctx.fetch("subscription", subscription)
+    if found["status"] in ENDED:
+        raise invalid_request(
+            "A canceled subscription can only update its cancellation_details and metadata.",
+            param="subscription",
+        )
+    customer = ctx.fetch("customer", found["customer"])
+    before = ctx.snapshot(found)
+    now = params.get("proration_date") or ctx.now(found["test_clock"])
+    if params.get("default_payment_method"):
+        _default_payment_method(ctx, customer, params["default_payment_method"])
+    assign(found, params, ("default_payment_method", "description", "days_until_due"))
+    if "items" in params:
+        item_changes_apply(
+            ctx,
+            found,
+            params["items"],
+            behavior=params.get("proration_behavior", "create_prorations"),
+            at=now,
+            param="items",
+        )
+    if "cancel_at_period_end" in params:
+        _cancel_at(
+            ctx,
+            found,
+            subscription_period(ctx.store, found)[1] if params["cancel_at_period_end"] else None,
+        )
+    if "cancel_at" in params:
+        _cancel_at(ctx, found, None if params["cancel_at"] == UNSET else params["cancel_at"])
+    trial_end = params.get("trial_end")
+    if trial_end is not None and found["status"] == "trialing":
+        _trial_change(ctx, found, trial_end, now)
+    ctx.store.touch(found)
+    ctx.emit("customer.subscription.updated", found, before)
+    return found
+
+
+def _trial_change(ctx: Context, subscription: Obj, trial_end: Any, now: int) -> None:
+    if trial_end == "now":
+        subscription["trial_end"] = now
+        subscription["status"] = "active"
+        price = ctx.fetch("price", subscription_items(ctx.store, subscription)[0]["price"])
+        recurring = price["recurring"]
+        set_period(
+            ctx,
+            subscription,
+            now,
+            add_interval(now, recurring["interval"], recurring["interval_count"]),
+        )
+        subscription["billing_cycle_anchor"] = now
+        invoice = cycle_invoice(ctx, subscription, "subscription_update", (now, now), trial=False)
+        invoice_now(ctx, subscription, invoice)
+        return
+    if trial_end <= now:
+        raise invalid_request(
+            "Invalid timestamp: must be an integer Unix timestamp in the future.", param="trial_end"
+        )
+    subscription["trial_end"] = trial_end
+    subscription["billing_cycle_anchor"] = trial_end
+    start, _ = subscription_period(ctx.store, subscription)
+    set_period(ctx, subscription, start, trial_end)
+
+
+def subscription_cancel(ctx: Context, params: dict[str, Any], subscription: str) -> Obj:
+    found = ctx.fetch("subscription", subscription)
+    if found["status"] in ENDED:
+        raise invalid_request("This subscription has already been canceled.", param="subscription")
+    details = params.get("cancellation_details") or {}
+    for key in ("comment", "feedback"):
+        if key in details:
+            found["cancellation_details"][key] = details[key] or None
+    subscription_end(ctx, found, reason="cancellation_requested")
+    return found
+
+
+def subscription_resume(ctx: Context, params: dict[str, Any], subscription: str) -> Obj:
+    found = ctx.fetch("subscription", subscription)
+    if found["status"] != "paused":
+        raise invalid_request(
+            "Only paused subscriptions can be resumed; to undo a scheduled cancellation, "
+            "update the subscription with cancel_at_period_end=false.",
+            param="subscription",
+        )
+    return found
+
+
+def subscription_list(ctx: Context, params: dict[str, Any]) -> Obj:
+    status = params.get("status")
+    price = params.get("price") or params.get("plan")
+
+    def matches(subscription: Obj) -> bool:
+        if status is None and subscription["status"] in ENDED:
+            return False
+        if status not in (None, "all") and subscription["status"] != status:
+            return False
+        if price and price not in {
+            item["price"] for item in subscription_items(ctx.store, subscription)
+        }:
+            return False
+        return (
+            params.get("customer", subscription["customer"]) == subscription["customer"]
+            and params.get("test_clock", subscription["test_clock"]) == subscription["test_clock"]
+            and params.get("collection_method", subscription["collection_method"])
+            == subscription["collection_method"]
+            and created_filter(subscription, params.get("created"))
+        )
+
+    return paginate(ctx.store.select("subscription", matches), params, "/v1/subscriptions")
+
+
+ROUTES = [
+    route("POST", "/v1/subscriptions", subscription_create, P.SubscriptionCreateParams),
+    route("GET", "/v1/subscriptions", subscription_list, P.SubscriptionListParams),
+    route(
+        "GET",
+        "/v1/subscriptions/{subscription}",
+        subscription_retrieve,
+        P.SubscriptionRetrieveParams,
+    ),
+    route(
+        "POST", "/v1/subscriptions/{subscription}", subscription_update, P.SubscriptionModifyParams
+    ),
+    route(
+        "DELETE",
+        "/v1/subscriptions/{subscription}",
+        subscription_cancel,
+        P.SubscriptionCancelParams,
+    ),
+    route(
+        "POST",
+        "/v1/subscriptions/{subscription}/resume",
+        subscription_resume,
+        P.SubscriptionResumeParams,
+    ),
+]

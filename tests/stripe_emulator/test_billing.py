@@ -1,0 +1,383 @@
+"""Billing behaviour: prorations, previews, pending invoice items, manual invoices,
+cancellation, trials and payment methods, driven in-process with stripe-python."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import stripe
+
+from .conftest import InProcessHarness
+
+DAY = 86400
+START = 1_800_000_000
+
+
+@pytest.fixture
+def api(in_process: InProcessHarness) -> Any:
+    return in_process.client.v1
+
+
+def _customer_with_card(api: Any, test_card: str = "pm_card_visa") -> tuple[Any, Any]:
+    clock = api.test_helpers.test_clocks.create({"frozen_time": START})
+    customer = api.customers.create({"email": "bill@example.com", "test_clock": clock.id})
+    card = api.payment_methods.attach(test_card, {"customer": customer.id})
+    api.customers.update(customer.id, {"invoice_settings": {"default_payment_method": card.id}})
+    return customer, clock
+
+
+def _monthly(api: Any, amount: int, **extra: Any) -> Any:
+    return api.prices.create(
+        {
+            "product_data": {"name": f"Plan {amount}"},
+            "currency": "usd",
+            "unit_amount": amount,
+            "recurring": {"interval": "month", **extra},
+        }
+    )
+
+
+def _pending(api: Any, customer: Any) -> list[Any]:
+    return api.invoice_items.list({"customer": customer.id, "pending": True}).data
+
+
+def test_price_change_creates_prorations_for_the_next_invoice(
+    api: Any, in_process: InProcessHarness
+) -> None:
+    customer, clock = _customer_with_card(api)
+    basic, pro = _monthly(api, 1000), _monthly(api, 3000)
+    subscription = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": basic.id}]}
+    )
+    item = subscription["items"].data[0]
+    start, end = item.current_period_start, item.current_period_end
+    halfway = start + (end - start) // 2
+    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": halfway})
+
+    preview = api.invoices.create_preview(
+        {
+            "subscription": subscription.id,
+            "subscription_details": {"items": [{"id": item.id, "price": pro.id}]},
+        }
+    )
+    assert [line.amount for line in preview.lines.data] == [-500, 1500, 3000]
+    assert _pending(api, customer) == []  # a preview changes nothing
+
+    api.subscriptions.update(
+        subscription.id,
+        {"items": [{"id": item.id, "price": pro.id}], "proration_behavior": "create_prorations"},
+    )
+    pending = _pending(api, customer)
+    assert sorted(i.amount for i in pending) == [-500, 1500]
+    assert all(i.proration for i in pending)
+    assert {i.parent.subscription_details.subscription for i in pending} == {subscription.id}
+
+    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": end + 2 * 3600})
+    renewal = api.invoices.retrieve(api.subscriptions.retrieve(subscription.id).latest_invoice)
+    assert renewal.status == "paid"
+    assert sorted(line.amount for line in renewal.lines.data) == [-500, 1500, 3000]
+    assert renewal.amount_paid == 4000
+    assert _pending(api, customer) == []
+
+
+def test_always_invoice_bills_at_once_and_none_bills_nothing(api: Any) -> None:
+    customer, clock = _customer_with_card(api)
+    basic, pro = _monthly(api, 1000), _monthly(api, 3000)
+    subscription = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": basic.id}]}
+    )
+    item = subscription["items"].data[0]
+    api.test_helpers.test_clocks.advance(
+        clock.id,
+        {
+            "frozen_time": item.current_period_start
+            + (item.current_period_end - item.current_period_start) // 2
+        },
+    )
+    api.subscriptions.update(
+        subscription.id, {"items": [{"id": item.id, "quantity": 2}], "proration_behavior": "none"}
+    )
+    assert _pending(api, customer) == []
+    updated = api.subscriptions.update(
+        subscription.id,
+        {"items": [{"id": item.id, "price": pro.id}], "proration_behavior": "always_invoice"},
+    )
+    invoice = api.invoices.retrieve(updated.latest_invoice)
+    assert (invoice.billing_reason, invoice.status) == ("subscription_update", "paid")
+    # Two seats: half a period of 2 x 10.00 credited, half a period of 2 x 30.00 charged.
+    assert sorted(line.amount for line in invoice.lines.data) == [-1000, 3000]
+
+
+def test_pending_invoice_items_join_the_renewal(api: Any) -> None:
+    customer, clock = _customer_with_card(api)
+    price = _monthly(api, 1000)
+    subscription = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": price.id}], "trial_end": START + 5 * DAY}
+    )
+    assert subscription.status == "trialing"
+    usage = api.invoice_items.create(
+        {"customer": customer.id, "amount": 250, "currency": "usd", "description": "API calls"}
+    )
+    api.invoice_items.update(usage.id, {"amount": 300, "metadata": {"line": "usage-1"}})
+    gone = api.invoice_items.create({"customer": customer.id, "amount": 99, "currency": "usd"})
+    assert api.invoice_items.delete(gone.id).deleted is True
+    assert [i.id for i in _pending(api, customer)] == [usage.id]
+
+    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": START + 5 * DAY + 60})
+    draft = api.invoices.retrieve(api.subscriptions.retrieve(subscription.id).latest_invoice)
+    assert draft.status == "draft"
+    assert draft.automatically_finalizes_at == START + 5 * DAY + 3600
+    assert sorted(line.amount for line in draft.lines.data) == [300, 1000]
+    assert api.invoice_items.retrieve(usage.id).invoice == draft.id
+    api.invoice_items.update(usage.id, {"amount": 400})
+    assert api.invoices.retrieve(draft.id).total == 1400
+
+    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": START + 5 * DAY + 2 * 3600})
+    paid = api.invoices.retrieve(draft.id)
+    assert (paid.status, paid.amount_paid) == ("paid", 1400)
+    with pytest.raises(stripe.InvalidRequestError):
+        api.invoice_items.update(usage.id, {"amount": 1})
+
+
+def test_manual_invoice_finalize_pay_and_void(api: Any, in_process: InProcessHarness) -> None:
+    in_process.subscribe_webhooks()
+    customer, _ = _customer_with_card(api)
+    draft = api.invoices.create({"customer": customer.id, "auto_advance": False})
+    api.invoice_items.create(
+        {"customer": customer.id, "invoice": draft.id, "amount": 700, "currency": "usd"}
+    )
+    finalized = api.invoices.finalize_invoice(draft.id)
+    assert (finalized.status, finalized.amount_due) == ("open", 700)
+    assert finalized.number.endswith("-0001")
+    assert api.invoices.pay(finalized.id).status == "paid"
+
+    other = api.invoices.create(
+        {"customer": customer.id, "pending_invoice_items_behavior": "include"}
+    )
+    api.invoice_items.create(
+        {"customer": customer.id, "invoice": other.id, "amount": 100, "currency": "usd"}
+    )
+    api.invoices.finalize_invoice(other.id)
+    voided = api.invoices.void_invoice(other.id)
+    assert voided.status == "void"
+    with pytest.raises(stripe.InvalidRequestError):
+        api.invoices.pay(other.id)
+    listed = api.invoices.list({"customer": customer.id, "status": "paid"}).data
+    assert [i.id for i in listed] == [finalized.id]
+    types = [event.type for event in in_process.events()]
+    assert "invoice.voided" in types and "invoice.finalized" in types
+
+
+def test_declined_card_on_pay_is_a_402_with_decline_code(api: Any) -> None:
+    customer, _ = _customer_with_card(api, "pm_card_chargeCustomerFail")
+    invoice = api.invoices.create({"customer": customer.id})
+    api.invoice_items.create(
+        {"customer": customer.id, "invoice": invoice.id, "amount": 500, "currency": "usd"}
+    )
+    with pytest.raises(stripe.CardError) as declined:
+        api.invoices.pay(invoice.id)
+    assert declined.value.error.decline_code == "generic_decline"
+    assert api.invoices.retrieve(invoice.id).status == "open"
+    with pytest.raises(stripe.CardError) as broke:
+        api.invoices.pay(invoice.id, {"payment_method": "pm_card_chargeDeclinedInsufficientFunds"})
+    assert broke.value.error.decline_code == "insufficient_funds"
+    charges = api.charges.list({"customer": customer.id}).data
+    assert [c.status for c in charges] == ["failed"]
+    intent = api.payment_intents.retrieve(charges[0].payment_intent)
+    assert intent.last_payment_error.decline_code == "generic_decline"
+
+
+def test_cancel_now_resume_and_cancel_at_period_end_undone(api: Any) -> None:
+    customer, _ = _customer_with_card(api)
+    price = _monthly(api, 1000)
+    subscription = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": price.id}]}
+    )
+    scheduled = api.subscriptions.update(subscription.id, {"cancel_at_period_end": True})
+    assert scheduled.cancel_at == scheduled["items"].data[0].current_period_end
+    undone = api.subscriptions.update(subscription.id, {"cancel_at_period_end": False})
+    assert (undone.cancel_at, undone.cancel_at_period_end) == (None, False)
+    with pytest.raises(stripe.InvalidRequestError):
+        api.subscriptions.resume(subscription.id)
+    canceled = api.subscriptions.cancel(subscription.id)
+    assert canceled.status == "canceled" and canceled.ended_at == START
+    assert api.subscriptions.list({"customer": customer.id}).data == []
+    assert len(api.subscriptions.list({"customer": customer.id, "status": "all"}).data) == 1
+
+
+def test_subscription_needs_a_payment_method_unless_trialing(api: Any) -> None:
+    customer = api.customers.create({})
+    price = _monthly(api, 1000)
+    with pytest.raises(stripe.InvalidRequestError):
+        api.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
+    trialing = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": price.id}], "trial_period_days": 3}
+    )
+    assert trialing.status == "trialing"
+    incomplete = api.subscriptions.create(
+        {
+            "customer": customer.id,
+            "items": [{"price": price.id}],
+            "payment_behavior": "default_incomplete",
+        }
+    )
+    assert incomplete.status == "incomplete"
+
+
+def test_metered_prices_bill_nothing_without_usage(api: Any) -> None:
+    customer, _ = _customer_with_card(api)
+    metered = _monthly(api, 5, usage_type="metered")
+    subscription = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": metered.id}], "expand": ["latest_invoice"]}
+    )
+    assert subscription.status == "active"
+    assert subscription.latest_invoice.amount_due == 0
+    assert "quantity" not in subscription["items"].data[0]
+
+
+def test_lookup_keys_and_their_transfer(api: Any) -> None:
+    old = _monthly(api, 1000)
+    api.prices.update(old.id, {"lookup_key": "pro_monthly"})
+    with pytest.raises(stripe.InvalidRequestError) as taken:
+        api.prices.create(
+            {
+                "product": old.product,
+                "currency": "usd",
+                "unit_amount": 1200,
+                "lookup_key": "pro_monthly",
+            }
+        )
+    assert taken.value.param == "lookup_key"
+    new = api.prices.create(
+        {
+            "product": old.product,
+            "currency": "usd",
+            "unit_amount": 1200,
+            "recurring": {"interval": "month"},
+            "lookup_key": "pro_monthly",
+            "transfer_lookup_key": True,
+        }
+    )
+    assert [p.id for p in api.prices.list({"lookup_keys": ["pro_monthly"]}).data] == [new.id]
+    assert api.prices.retrieve(old.id).lookup_key is None
+    assert api.products.features.list(old.product).data == []
+
+
+def test_detach_clears_the_default_and_declining_cards_cannot_attach(
+    api: Any, in_process: InProcessHarness
+) -> None:
+    in_process.subscribe_webhooks()
+    customer, _ = _customer_with_card(api)
+    card = api.customers.retrieve(customer.id).invoice_settings.default_payment_method
+    assert api.payment_methods.detach(card).customer is None
+    assert api.customers.retrieve(customer.id).invoice_settings.default_payment_method is None
+    assert api.customers.payment_methods.list(customer.id).data == []
+    with pytest.raises(stripe.CardError):
+        api.payment_methods.attach("pm_card_chargeDeclined", {"customer": customer.id})
+    intent = api.setup_intents.create({"customer": customer.id})
+    with pytest.raises(stripe.CardError):
+        api.setup_intents.confirm(intent.id, {"payment_method": "pm_card_chargeDeclined"})
+    confirmed = api.setup_intents.confirm(intent.id, {"payment_method": "pm_card_mastercard"})
+    assert confirmed.status == "succeeded"
+    assert api.payment_methods.retrieve(confirmed.payment_method).card.brand == "mastercard"
+    types = [event.type for event in in_process.events()]
+    assert {
+        "payment_method.detached",
+        "setup_intent.setup_failed",
+        "setup_intent.succeeded",
+    } <= set(types)
+
+
+def test_events_and_webhook_endpoints(api: Any, in_process: InProcessHarness) -> None:
+    in_process.subscribe_webhooks()
+    customer = api.customers.create({"email": "e@example.com"})
+    api.customers.update(customer.id, {"name": "Eve"})
+    updated = api.events.list({"type": "customer.updated"}).data[0]
+    assert updated.data.previous_attributes.to_dict() == {"name": None}
+    assert api.events.retrieve(updated.id).data.object.name == "Eve"
+    assert {e.type for e in api.events.list({"type": "customer.*"}).data} == {
+        "customer.created",
+        "customer.updated",
+    }
+    [endpoint] = api.webhook_endpoints.list().data
+    assert "secret" not in endpoint
+    api.webhook_endpoints.update(endpoint.id, {"disabled": True})
+    api.customers.create({})
+    assert [e.type for e in in_process.events()] == ["customer.created", "customer.updated"]
+    assert api.webhook_endpoints.delete(endpoint.id).deleted is True
+
+
+def test_unknown_ids_in_nested_parameters_are_named(api: Any) -> None:
+    customer = api.customers.create({})
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        api.subscriptions.create({"customer": customer.id, "items": [{"price": "price_nope"}]})
+    assert (missing.value.http_status, missing.value.param) == (404, "items[0][price]")
+    assert missing.value.user_message == "No such price: 'price_nope'"
+    with pytest.raises(stripe.InvalidRequestError) as not_attached:
+        other = api.payment_methods.create({"type": "card", "card": {"token": "tok_visa"}})
+        api.customers.update(
+            customer.id, {"invoice_settings": {"default_payment_method": other.id}}
+        )
+    assert not_attached.value.param == "invoice_settings[default_payment_method]"
+
+
+def test_deleting_a_customer_cancels_its_subscriptions(
+    api: Any, in_process: InProcessHarness
+) -> None:
+    in_process.subscribe_webhooks()
+    customer, _ = _customer_with_card(api)
+    subscription = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": _monthly(api, 1000).id}]}
+    )
+    assert api.customers.delete(customer.id).deleted is True
+    assert api.customers.retrieve(customer.id).deleted is True
+    assert api.subscriptions.retrieve(subscription.id).status == "canceled"
+    types = [event.type for event in in_process.events()]
+    assert types[-2:] == ["customer.subscription.deleted", "customer.deleted"]
+
+
+def test_hosted_invoice_page_pays_an_open_invoice(api: Any, in_process: InProcessHarness) -> None:
+    customer, _ = _customer_with_card(api, "pm_card_chargeCustomerFail")
+    invoice = api.invoices.create({"customer": customer.id})
+    api.invoice_items.create(
+        {"customer": customer.id, "invoice": invoice.id, "amount": 900, "currency": "usd"}
+    )
+    invoice = api.invoices.finalize_invoice(invoice.id)
+    page = in_process.http.dispatch("GET", invoice.hosted_invoice_url, {})
+    assert page.status == 200 and b"Amount due: 9.00 USD" in page.body
+    declined = in_process.http.dispatch(
+        "POST",
+        invoice.hosted_invoice_url,
+        {},
+        "payment_method=pm_card_chargeDeclinedInsufficientFunds",
+    )
+    assert declined.status == 402 and b"insufficient funds" in declined.body
+    paid = in_process.http.dispatch(
+        "POST", invoice.hosted_invoice_url, {}, "payment_method=pm_card_visa"
+    )
+    assert paid.status == 200 and b"is paid" in paid.body
+    assert api.invoices.retrieve(invoice.id).status == "paid"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "valid"),
+    [
+        ("eu_vat", "DE123456789", True),
+        ("eu_vat", "ATU12345678", True),
+        ("eu_vat", "DE1", False),
+        ("eu_vat", "US123456789", False),
+        ("gb_vat", "GB123456789", True),
+        ("gb_vat", "GB12345", False),
+    ],
+)
+def test_vat_numbers_are_checked_like_stripe_does(in_process, kind, value, valid):
+    api = in_process.client.v1.customers
+    customer = api.create({"email": "vat@example.com"})
+    if valid:
+        assert api.tax_ids.create(customer.id, {"type": kind, "value": value}).value == value
+        return
+    with pytest.raises(stripe.InvalidRequestError) as error:
+        api.tax_ids.create(customer.id, {"type": kind, "value": value})
+    assert (error.value.code, error.value.param) == ("tax_id_invalid", "value")
+    assert error.value.user_message == f"Invalid value for {kind}."

@@ -6,3 +6,8 @@ class BillingConfig(AppConfig):
 
     name = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        from . import redaction, webhooks  # noqa: F401 - webhooks connects our receivers
+
+        redaction.connect()

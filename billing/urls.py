@@ -6,4 +6,35 @@ app_name = "billing"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("details/", views.billing_details, name="details"),
+    path("payment-methods/", views.payment_methods, name="payment_methods"),
+    path("payment-methods/add/", views.payment_method_add, name="payment_method_add"),
+    path("payment-methods/added/", views.payment_method_added, name="payment_method_added"),
+    path(
+        "payment-methods/cancelled/",
+        views.payment_method_cancelled,
+        name="payment_method_cancelled",
+    ),
+    path(
+        "payment-methods/<str:stripe_id>/move-up/",
+        views.payment_method_move,
+        {"offset": -1},
+        name="payment_method_move_up",
+    ),
+    path(
+        "payment-methods/<str:stripe_id>/move-down/",
+        views.payment_method_move,
+        {"offset": 1},
+        name="payment_method_move_down",
+    ),
+    path(
+        "payment-methods/<str:stripe_id>/make-primary/",
+        views.payment_method_make_primary,
+        name="payment_method_make_primary",
+    ),
+    path(
+        "payment-methods/<str:stripe_id>/remove/",
+        views.payment_method_remove,
+        name="payment_method_remove",
+    ),
 ]

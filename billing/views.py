@@ -1,13 +1,28 @@
 """Billing pages. With no STRIPE_SECRET_KEY, billing is disabled: the overview says so and
-every billing action answers 501 Not Implemented, while the rest of the portal works."""
+every billing action answers 501 Not Implemented, while the rest of the portal works.
 
+Every view works on the signed-in user's customer account; a card id in a URL is looked up
+within that account only, so another customer's card is a 404."""
+
+import dataclasses
+import uuid
 from functools import wraps
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from accounts.selectors import current_membership
+
+from . import gateway, mirror, services
+from .forms import BillingDetailsForm
+from .models import BillingEvent, CustomerBilling, PaymentMethod
+
+TIMELINE_LENGTH = 20
 
 
 def billing_disabled_response(request):
@@ -26,11 +41,204 @@ def billing_required(view):
     return wrapper
 
 
+def customer_required(view):
+    """Signed in, and a member of a customer account (set as request.customer)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        membership = current_membership(user=request.user)
+        if membership is None:
+            raise Http404("No customer account")
+        request.customer = membership.customer
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _cards(customer) -> list[mirror.CardView]:
+    return mirror.cards_for_display(
+        list(PaymentMethod.objects.for_customer(customer).order_by("order", "created_at"))
+    )
+
+
+def _card_or_404(request, stripe_id: str) -> PaymentMethod:
+    return get_object_or_404(
+        PaymentMethod.objects.for_customer(request.customer).select_related("billing_info"),
+        stripe_id=stripe_id,
+    )
+
+
+def _billing_error(request, error: gateway.BillingError):
+    messages.error(request, error.user_message)
+    return redirect("billing:payment_methods")
+
+
 @login_required
 def overview(request):
     membership = current_membership(user=request.user)
+    customer = membership.customer if membership else None
+    context = {"customer": customer, "cards": [], "timeline": []}
+    if settings.BILLING_ENABLED and customer is not None:
+        context["cards"] = _cards(customer)
+        context["timeline"] = BillingEvent.objects.filter(customer=customer)[:TIMELINE_LENGTH]
+    return render(request, "billing/overview.html", context)
+
+
+@billing_required
+@customer_required
+def payment_methods(request):
     return render(
         request,
-        "billing/overview.html",
-        {"customer": membership.customer if membership else None},
+        "billing/payment_methods.html",
+        {
+            "cards": _cards(request.customer),
+            "has_billing_account": CustomerBilling.objects.filter(
+                customer=request.customer
+            ).exists(),
+            "attempt": uuid.uuid4().hex,
+        },
     )
+
+
+@require_POST
+@billing_required
+@customer_required
+def payment_method_add(request):
+    """Send the customer to Stripe's hosted Checkout (setup mode) to enter a card."""
+    # One key per rendering of the page: a double click reuses the same session.
+    attempt = request.POST.get("attempt", "")
+    try:
+        uuid.UUID(hex=attempt)
+    except ValueError:
+        attempt = uuid.uuid4().hex
+    try:
+        billing_info = services.billing_info_ensure(
+            customer=request.customer, email=request.user.email
+        )
+        _session_id, url = gateway.checkout_setup_session_create(
+            stripe_customer_id=billing_info.stripe_id,
+            customer_id=request.customer.customer_id,
+            success_url=settings.PORTAL_BASE_URL
+            + reverse("billing:payment_method_added")
+            + "?session_id={CHECKOUT_SESSION_ID}",
+            cancel_url=settings.PORTAL_BASE_URL + reverse("billing:payment_method_cancelled"),
+            request_key=attempt,
+        )
+    except gateway.BillingError as error:
+        return _billing_error(request, error)
+    return redirect(url)
+
+
+@billing_required
+@customer_required
+def payment_method_added(request):
+    """Checkout's return page. The webhook may have recorded the card already; either way
+    the same service records it once."""
+    session_id = request.GET.get("session_id", "")
+    link = (
+        CustomerBilling.objects.select_related("billing_info")
+        .filter(customer=request.customer)
+        .first()
+    )
+    if not session_id.startswith("cs_") or link is None:
+        raise Http404("No such session")
+    try:
+        card = services.checkout_setup_complete(
+            session_id=session_id, billing_info=link.billing_info
+        )
+    except LookupError:
+        raise Http404("No such session") from None
+    except gateway.BillingError as error:
+        return _billing_error(request, error)
+    if card is None:
+        messages.info(request, "The card is still being confirmed; it will appear shortly.")
+    else:
+        messages.success(request, "Your card was added.")
+    return redirect("billing:payment_methods")
+
+
+@billing_required
+@customer_required
+def payment_method_cancelled(request):
+    messages.info(request, "No card was added.")
+    return redirect("billing:payment_methods")
+
+
+@require_POST
+@billing_required
+@customer_required
+def payment_method_move(request, stripe_id: str, offset: int):
+    card = _card_or_404(request, stripe_id)
+    try:
+        services.payment_method_move(card=card, offset=offset)
+    except gateway.BillingError as error:
+        return _billing_error(request, error)
+    return redirect("billing:payment_methods")
+
+
+@require_POST
+@billing_required
+@customer_required
+def payment_method_make_primary(request, stripe_id: str):
+    card = _card_or_404(request, stripe_id)
+    try:
+        services.payment_method_make_primary(card=card)
+    except gateway.BillingError as error:
+        return _billing_error(request, error)
+    messages.success(request, "Primary card changed. It is charged first from now on.")
+    return redirect("billing:payment_methods")
+
+
+@require_POST
+@billing_required
+@customer_required
+def payment_method_remove(request, stripe_id: str):
+    card = _card_or_404(request, stripe_id)
+    try:
+        services.payment_method_remove(card=card)
+    except gateway.BillingError as error:
+        return _billing_error(request, error)
+    messages.success(request, "The card was removed.")
+    return redirect("billing:payment_methods")
+
+
+@billing_required
+@customer_required
+def billing_details(request):
+    """Read live from Stripe and written to Stripe: we keep none of it."""
+    link = (
+        CustomerBilling.objects.select_related("billing_info")
+        .filter(customer=request.customer)
+        .first()
+    )
+    if request.method == "POST":
+        form = BillingDetailsForm(request.POST)
+        if form.is_valid():
+            try:
+                services.billing_details_update(
+                    customer=request.customer,
+                    email=request.user.email,
+                    details=form.details(),
+                    request_key=form.cleaned_data["attempt"],
+                )
+            except gateway.GatewayUnavailable as error:
+                form.add_error(None, error.user_message)
+            except gateway.BillingError as error:
+                form.add_stripe_error(error.param, error.user_message)
+            else:
+                messages.success(request, "Billing details saved.")
+                return redirect("billing:details")
+    else:
+        initial = {"email": request.user.email}
+        if link is not None:
+            try:
+                details = gateway.customer_billing_details(
+                    stripe_customer_id=link.billing_info.stripe_id
+                )
+            except gateway.BillingError as error:
+                messages.error(request, error.user_message)
+                return redirect("billing:overview")
+            initial = dataclasses.asdict(details)
+        form = BillingDetailsForm(initial={**initial, "attempt": uuid.uuid4().hex})
+    return render(request, "billing/details.html", {"form": form})

@@ -1,0 +1,68 @@
+"""Support staff's view of billing: a customer's Stripe link, cards and timeline, read-only
+(the timeline is append-only, and cards change through the customer or Stripe)."""
+
+from django.contrib import admin
+
+from accounts.admin import CustomerAdmin as AccountsCustomerAdmin
+from accounts.models import Customer
+
+from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class BillingEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = BillingEvent
+    fields = ["created_at", "kind", "source", "data"]
+    readonly_fields = fields
+    extra = 0
+    ordering = ["-created_at", "-id"]
+    verbose_name_plural = "billing timeline"
+
+
+class CustomerBillingInline(ReadOnlyAdminMixin, admin.StackedInline):
+    model = CustomerBilling
+    fields = ["billing_info", "created_at"]
+    readonly_fields = fields
+    verbose_name_plural = "Stripe customer"
+
+
+admin.site.unregister(Customer)
+
+
+@admin.register(Customer)
+class CustomerAdmin(AccountsCustomerAdmin):
+    inlines = [*AccountsCustomerAdmin.inlines, CustomerBillingInline, BillingEventInline]
+    search_fields = [*AccountsCustomerAdmin.search_fields, "billing__billing_info__stripe_id"]
+
+
+class PaymentMethodInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = PaymentMethod
+    fields = ["order", "stripe_id", "created_at"]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(BillingInfo)
+class BillingInfoAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["stripe_id", "created_at"]
+    search_fields = ["stripe_id", "customer_links__customer__customer_id"]
+    inlines = [PaymentMethodInline]
+
+
+@admin.register(BillingEvent)
+class BillingEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "customer", "kind", "source"]
+    list_filter = ["kind", "source"]
+    search_fields = ["customer__customer_id", "customer__memberships__user__email"]
+    list_select_related = ["customer"]
+    date_hierarchy = "created_at"

@@ -1,0 +1,356 @@
+"""The one door to Stripe: nothing else in the portal imports `stripe` (ruff's TID251 holds
+that line). It pins the API version, honours STRIPE_API_BASE (the local emulator), sets
+timeouts, sends a deterministic idempotency key with every write, and turns Stripe's errors
+into ours with a message fit to show a customer.
+"""
+
+import functools
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import stripe
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 15
+NETWORK_RETRIES = 2
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class BillingError(Exception):
+    """A Stripe request failed; `user_message` may be shown to the customer as it is."""
+
+    default_message = "Billing could not complete this request. Please try again."
+
+    def __init__(
+        self, user_message: str | None = None, *, code: str | None = None, param: str | None = None
+    ) -> None:
+        self.user_message = user_message or self.default_message
+        self.code = code
+        self.param = param
+        super().__init__(self.user_message)
+
+
+class PaymentDeclined(BillingError):
+    default_message = "The card was declined."
+
+    def __init__(
+        self, user_message: str | None = None, *, decline_code: str | None = None, **kwargs: Any
+    ) -> None:
+        self.decline_code = decline_code
+        super().__init__(user_message, **kwargs)
+
+
+class GatewayUnavailable(BillingError):
+    """Stripe did not answer, or answered 429/5xx: safe to retry with the same key."""
+
+    default_message = (
+        "Our payment provider is not responding right now. Nothing was changed; "
+        "please try again in a minute."
+    )
+
+
+class BillingNotEnabled(BillingError):
+    default_message = "Billing is not enabled on this portal."
+
+
+def translate_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Let only our own errors out of the gateway."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except stripe.CardError as error:
+            raise PaymentDeclined(
+                error.user_message,
+                decline_code=getattr(error.error, "decline_code", None),
+                code=error.code,
+                param=error.param,
+            ) from error
+        except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+            logger.warning("Stripe unavailable: %s", error)
+            raise GatewayUnavailable() from error
+        except stripe.InvalidRequestError as error:
+            raise BillingError(error.user_message, code=error.code, param=error.param) from error
+        except (stripe.AuthenticationError, stripe.PermissionError) as error:
+            logger.error("Stripe refused the portal's key: %s", error)
+            raise BillingError("Billing is misconfigured; the operator has been told.") from error
+        except stripe.StripeError as error:
+            if error.http_status is None or error.http_status >= 500:
+                logger.warning("Stripe error %s: %s", error.http_status, error)
+                raise GatewayUnavailable() from error
+            raise BillingError(error.user_message, code=error.code) from error
+
+    return wrapper
+
+
+def idempotency_key(*parts: object) -> str:
+    """The same operation on the same objects always sends the same key, so a retry (by a
+    task, or by a customer clicking again) can never do the thing twice."""
+    return "portal:" + ":".join(str(part) for part in parts)
+
+
+@functools.cache
+def _client(
+    api_key: str, api_base: str, http_client: stripe.HTTPClient | None
+) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        api_key,
+        stripe_version=settings.STRIPE_API_VERSION,
+        base_addresses={"api": api_base} if api_base else None,
+        max_network_retries=NETWORK_RETRIES,
+        http_client=http_client or stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+    )
+
+
+def client() -> stripe.StripeClient:
+    if not settings.STRIPE_SECRET_KEY:
+        raise BillingNotEnabled()
+    # stripe.default_http_client is how the tests' in-process emulator is plugged in, for
+    # us and for dj-stripe alike; in production it is unset.
+    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, stripe.default_http_client)
+
+
+# --- Customers --------------------------------------------------------------------------------
+
+
+@translate_errors
+def customer_find_by_customer_id(*, customer_id: str) -> str | None:
+    """The Stripe customer carrying our id in its metadata, if one exists (a lost link)."""
+    found = client().v1.customers.search(
+        {"query": f"metadata['customer_id']:'{customer_id}'", "limit": 1}
+    )
+    return found.data[0].id if found.data else None
+
+
+@translate_errors
+def customer_create(*, customer_id: str, email: str, name: str = "") -> str:
+    params: dict[str, Any] = {"email": email, "metadata": {"customer_id": customer_id}}
+    if name:
+        params["name"] = name
+    created = client().v1.customers.create(
+        params, {"idempotency_key": idempotency_key("customer-create", customer_id)}
+    )
+    return created.id
+
+
+@translate_errors
+def customer_default_payment_method_set(
+    *, stripe_customer_id: str, payment_method_id: str, request_key: str
+) -> None:
+    client().v1.customers.update(
+        stripe_customer_id,
+        {"invoice_settings": {"default_payment_method": payment_method_id}},
+        {"idempotency_key": idempotency_key("default-pm", stripe_customer_id, request_key)},
+    )
+
+
+@translate_errors
+def customer_default_payment_method(*, stripe_customer_id: str) -> str | None:
+    customer = client().v1.customers.retrieve(stripe_customer_id)
+    default = customer.invoice_settings.default_payment_method
+    return default if isinstance(default, str) or default is None else default.id
+
+
+# --- Cards ------------------------------------------------------------------------------------
+
+
+@translate_errors
+def checkout_setup_session_create(
+    *,
+    stripe_customer_id: str,
+    customer_id: str,
+    success_url: str,
+    cancel_url: str,
+    request_key: str,
+) -> tuple[str, str]:
+    """A Checkout Session in setup mode: Stripe's page takes the card, we never see it.
+    Returns the session id and the URL to send the customer to."""
+    session = client().v1.checkout.sessions.create(
+        {
+            "mode": "setup",
+            "customer": stripe_customer_id,
+            "payment_method_types": ["card"],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": {"customer_id": customer_id},
+            "setup_intent_data": {"metadata": {"customer_id": customer_id}},
+        },
+        {"idempotency_key": idempotency_key("checkout-setup", customer_id, request_key)},
+    )
+    return session.id, session.url
+
+
+@translate_errors
+def checkout_session_setup_result(*, session_id: str) -> tuple[str, str | None, str | None]:
+    """(customer, status, payment method) of a setup-mode Checkout Session."""
+    session = client().v1.checkout.sessions.retrieve(session_id, {"expand": ["setup_intent"]})
+    setup_intent = session.setup_intent
+    payment_method = None
+    if setup_intent is not None and setup_intent.status == "succeeded":
+        payment_method = setup_intent.payment_method
+    return session.customer, session.status, payment_method
+
+
+@translate_errors
+def setup_intent_result(*, setup_intent_id: str) -> tuple[str | None, str | None]:
+    """(customer, payment method) of a succeeded SetupIntent; payment method None otherwise."""
+    setup_intent = client().v1.setup_intents.retrieve(setup_intent_id)
+    if setup_intent.status != "succeeded":
+        return setup_intent.customer, None
+    return setup_intent.customer, setup_intent.payment_method
+
+
+@translate_errors
+def payment_method_retrieve(*, payment_method_id: str) -> stripe.PaymentMethod:
+    return client().v1.payment_methods.retrieve(payment_method_id)
+
+
+@translate_errors
+def payment_method_detach(*, payment_method_id: str) -> stripe.PaymentMethod:
+    return client().v1.payment_methods.detach(
+        payment_method_id,
+        options={"idempotency_key": idempotency_key("pm-detach", payment_method_id)},
+    )
+
+
+# --- Billing details (read live, written to Stripe; never stored by us) ----------------------
+
+ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "state", "country")
+
+
+@dataclass(frozen=True)
+class BillingDetails:
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    postal_code: str = ""
+    state: str = ""
+    country: str = ""
+    vat_number: str = ""
+
+
+def vat_type(vat_number: str) -> str:
+    """Stripe's tax id type for a VAT number: the UK's own, else the EU's."""
+    return "gb_vat" if vat_number.upper().startswith("GB") else "eu_vat"
+
+
+@translate_errors
+def customer_billing_details(*, stripe_customer_id: str) -> BillingDetails:
+    api = client().v1.customers
+    customer = api.retrieve(stripe_customer_id)
+    address = customer.address or {}
+    vat = [t.value for t in api.tax_ids.list(stripe_customer_id).data if t.type.endswith("_vat")]
+    return BillingDetails(
+        name=customer.name or "",
+        email=customer.email or "",
+        phone=customer.phone or "",
+        vat_number=vat[0] if vat else "",
+        **{field: address.get(field) or "" for field in ADDRESS_FIELDS},
+    )
+
+
+@translate_errors
+def customer_billing_details_update(
+    *, stripe_customer_id: str, details: BillingDetails, request_key: str
+) -> None:
+    """Write the details to Stripe. A new VAT number is added before the old one goes, so an
+    invalid one (Stripe checks the format) leaves the old in place."""
+    api = client().v1.customers
+    key = functools.partial(idempotency_key, "billing-details", stripe_customer_id, request_key)
+    current = [t for t in api.tax_ids.list(stripe_customer_id).data if t.type.endswith("_vat")]
+    if details.vat_number and details.vat_number not in [t.value for t in current]:
+        api.tax_ids.create(
+            stripe_customer_id,
+            {"type": vat_type(details.vat_number), "value": details.vat_number},
+            {"idempotency_key": key("vat", details.vat_number)},
+        )
+    for tax_id in current:
+        if tax_id.value != details.vat_number:
+            api.tax_ids.delete(stripe_customer_id, tax_id.id)
+    api.update(
+        stripe_customer_id,
+        {
+            "name": details.name,
+            "email": details.email,
+            "phone": details.phone,
+            "address": {field: getattr(details, field) for field in ADDRESS_FIELDS},
+        },
+        # Keyed by the content too: the same form sent again with other values is a new write.
+        {"idempotency_key": key("customer", hashlib.sha256(repr(details).encode()).hexdigest())},
+    )
+
+
+# --- Webhook endpoint (stripe_setup) ----------------------------------------------------------
+
+# What the portal reacts to; dj-stripe mirrors these objects as they arrive.
+WEBHOOK_EVENTS = [
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.trial_will_end",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.updated",
+    "invoice.voided",
+    "payment_method.attached",
+    "payment_method.detached",
+    "payment_method.updated",
+    "setup_intent.succeeded",
+]
+
+
+@translate_errors
+def webhook_endpoint_create(*, url: str, djstripe_uuid: str) -> dict:
+    """Register a webhook URL; the answer is the only time Stripe shows its secret."""
+    endpoint = client().v1.webhook_endpoints.create(
+        {
+            "url": url,
+            "enabled_events": WEBHOOK_EVENTS,
+            "api_version": settings.STRIPE_API_VERSION,
+            "description": "Billing Portal (dj-stripe)",
+            "metadata": {"djstripe_uuid": djstripe_uuid},
+        },
+        {"idempotency_key": idempotency_key("webhook-endpoint", djstripe_uuid)},
+    )
+    return endpoint.to_dict()
+
+
+@translate_errors
+def webhook_endpoint_retrieve(*, endpoint_id: str) -> dict | None:
+    try:
+        return client().v1.webhook_endpoints.retrieve(endpoint_id).to_dict()
+    except stripe.InvalidRequestError as error:
+        if error.code == "resource_missing":
+            return None
+        raise
+
+
+@translate_errors
+def webhook_endpoint_update(*, endpoint_id: str, url: str) -> dict:
+    return (
+        client()
+        .v1.webhook_endpoints.update(
+            endpoint_id,
+            {"url": url, "enabled_events": WEBHOOK_EVENTS, "disabled": False},
+            {"idempotency_key": idempotency_key("webhook-endpoint-update", endpoint_id, url)},
+        )
+        .to_dict()
+    )

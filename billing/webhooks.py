@@ -1,0 +1,25 @@
+"""Our reactions to Stripe's events, after dj-stripe has verified, stored and re-fetched
+them. Each takes the id from the event and calls a service that reads Stripe's current
+state, so duplicates and any order of arrival converge."""
+
+from djstripe.event_handlers import djstripe_receiver
+
+from . import services
+
+
+@djstripe_receiver("checkout.session.completed")
+def on_checkout_session_completed(sender, event, **kwargs):
+    if event.data["object"].get("mode") == "setup":
+        services.checkout_setup_complete(session_id=event.data["object"]["id"])
+
+
+@djstripe_receiver("setup_intent.succeeded")
+def on_setup_intent_succeeded(sender, event, **kwargs):
+    payment_method = event.data["object"].get("payment_method")
+    if payment_method:
+        services.payment_method_sync(stripe_id=payment_method)
+
+
+@djstripe_receiver(["payment_method.attached", "payment_method.detached"])
+def on_payment_method_changed(sender, event, **kwargs):
+    services.payment_method_sync(stripe_id=event.data["object"]["id"])

@@ -88,16 +88,18 @@ def overview(request):
 @billing_required
 @customer_required
 def payment_methods(request):
+    cards = _cards(request.customer)
+    link = CustomerBilling.objects.select_related("billing_info").filter(customer=request.customer)
+    link = link.first()
+    # Asked whatever the number of cards, so the page's queries stay the same.
+    paid_plan = link is not None and mirror.has_paid_subscription(
+        stripe_customer_id=link.billing_info.stripe_id
+    )
+    last_card_locked = paid_plan and len(cards) == 1
     return render(
         request,
         "billing/payment_methods.html",
-        {
-            "cards": _cards(request.customer),
-            "has_billing_account": CustomerBilling.objects.filter(
-                customer=request.customer
-            ).exists(),
-            "attempt": uuid.uuid4().hex,
-        },
+        {"cards": cards, "last_card_locked": last_card_locked, "attempt": uuid.uuid4().hex},
     )
 
 

@@ -309,3 +309,35 @@ def test_support_sees_the_cards_and_timeline_in_the_admin(
         )
     ).content.decode()
     assert pm in billing_info
+
+
+def test_the_last_card_stays_while_a_paid_plan_is_active(
+    signed_in_client, membership, stripe_emulator, stripe_client
+):
+    pm = add_card(signed_in_client, stripe_emulator)
+    stripe_customer = membership.customer.billing.billing_info.stripe_id
+    product = stripe_client.v1.products.create({"name": "Pro"})
+    price = stripe_client.v1.prices.create(
+        {"product": product.id, "unit_amount": 4900, "currency": "eur",
+         "recurring": {"interval": "month"}}
+    )  # fmt: skip
+    subscription = stripe_client.v1.subscriptions.create(
+        {"customer": stripe_customer, "items": [{"price": price.id}]}
+    )
+    assert subscription.status == "active"
+    stripe_emulator.deliver()
+
+    page = signed_in_client.get(CARDS_URL).content.decode()
+    assert "while your paid plan is active" in page
+    response = signed_in_client.post(
+        reverse("billing:payment_method_remove", args=[pm]), follow=True
+    )
+
+    assert "This is your only card and your paid plan renews with it" in response.content.decode()
+    assert card_order(membership.customer) == [pm]
+    assert stripe_client.v1.payment_methods.retrieve(pm).customer == stripe_customer
+
+    # With a second card, the first can go.
+    second = add_card(signed_in_client, stripe_emulator, "pm_card_mastercard")
+    signed_in_client.post(reverse("billing:payment_method_remove", args=[pm]))
+    assert card_order(membership.customer) == [second]

@@ -6,6 +6,7 @@ from a download of Playwright's own. Where it is absent these tests skip and say
 
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -51,3 +52,31 @@ def page(browser, live_server):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def stripe_over_http(live_server, settings, tmp_path, monkeypatch):
+    """The Stripe emulator as its own HTTP server, as the browser and the portal reach it
+    in `make run`. No webhook endpoint is registered: the return page records cards."""
+    import stripe
+
+    from billing import gateway
+    from stripe_emulator import Emulator, EmulatorHTTPServer
+
+    emulator = Emulator(tmp_path / "stripe-emulator")
+    server = EmulatorHTTPServer(emulator, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    settings.STRIPE_SECRET_KEY = "sk_test_" + "browser0emulator0key000000"
+    settings.BILLING_ENABLED = True
+    settings.STRIPE_API_BASE = emulator.base_url
+    settings.PORTAL_BASE_URL = live_server.url
+    monkeypatch.setattr(stripe, "api_base", emulator.base_url)  # dj-stripe's requests
+    monkeypatch.setattr(stripe, "default_http_client", None)
+    gateway._client.cache_clear()
+    yield stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses={"api": emulator.base_url})
+    gateway._client.cache_clear()
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+    emulator.close()

@@ -27,7 +27,9 @@ class CardView:
 
 def payment_method_mirror(stripe_payment_method) -> None:
     """Bring a payment method, just fetched from Stripe, into dj-stripe's mirror."""
-    djstripe_models.PaymentMethod.sync_from_stripe_data(stripe_payment_method)
+    # As plain JSON, the shape webhooks give: dj-stripe tests nested values with
+    # isinstance(dict), which stripe-python 15's objects are not.
+    djstripe_models.PaymentMethod.sync_from_stripe_data(stripe_payment_method.to_dict())
 
 
 def cards_for_display(cards: list[PaymentMethod]) -> list[CardView]:

@@ -100,8 +100,10 @@ def test_djstripe_sync_models_runs_against_the_emulator(
     # Left out, as each would fail against Stripe itself: AccountV2 (Stripe's v2 API, not
     # emulated); ActiveEntitlement (listed without the `customer` Stripe requires); TaxId
     # (listed with an `id` parameter /v1/tax_ids does not take); TaxCode (listed with the API
-    # key bound when dj-stripe was imported, empty under the test settings).
-    skipped = {"AccountV2", "ActiveEntitlement", "TaxId", "TaxCode"}
+    # key bound when dj-stripe was imported, empty under the test settings); Event (dj-stripe
+    # tests `isinstance(request, dict)`, which a stripe-python 15 StripeObject is not, so it
+    # stores the whole object's text as the request id: too long for PostgreSQL's column).
+    skipped = {"AccountV2", "ActiveEntitlement", "TaxId", "TaxCode", "Event"}
     models = apps.get_app_config("djstripe").get_models()
     labels = [model.__name__ for model in models if model.__name__ not in skipped]
     call_command(

@@ -244,10 +244,12 @@ def test_another_customers_checkout_session_on_the_return_page_is_a_404(
     assert card_order(other_membership.customer) == []
 
 
-def test_stripe_down_shows_a_message_and_the_next_click_works(
-    signed_in_client, membership, stripe_emulator, stripe_client
+@pytest.mark.parametrize("fault", ["error_500", "error_429", "timeout"])
+def test_stripe_down_or_slow_shows_a_message_and_the_next_click_works(
+    signed_in_client, membership, stripe_emulator, stripe_client, fault
 ):
-    stripe_emulator.faults.add({"kind": "error_500", "path": "/v1/checkout/sessions", "count": 3})
+    # Three: the first try and stripe-python's two retries.
+    stripe_emulator.faults.add({"kind": fault, "path": "/v1/checkout/sessions", "count": 3})
     page = signed_in_client.get(CARDS_URL)
     response = signed_in_client.post(
         reverse("billing:payment_method_add"), {"attempt": page.context["attempt"]}, follow=True
@@ -255,6 +257,7 @@ def test_stripe_down_shows_a_message_and_the_next_click_works(
     assert "not responding right now" in response.content.decode()
     assert card_order(membership.customer) == []
 
+    stripe_emulator.faults.clear()  # Stripe is back
     add_card(signed_in_client, stripe_emulator)
     assert len(stripe_client.v1.customers.list().data) == 1
 

@@ -6,6 +6,12 @@ from django.db import models
 from accounts.models import Customer
 
 
+class BillingInfoQuerySet(models.QuerySet):
+    def for_customer(self, customer: Customer) -> "BillingInfo | None":
+        """The Stripe customer a customer account bills through, if it has one yet."""
+        return self.filter(customer_links__customer=customer).first()
+
+
 class BillingInfo(models.Model):
     """One Stripe customer (`cus_…`). Several customer accounts of one owner may share it."""
 
@@ -13,6 +19,8 @@ class BillingInfo(models.Model):
         max_length=255, unique=True, help_text="The Stripe customer (cus_…)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = BillingInfoQuerySet.as_manager()
 
     class Meta:
         verbose_name = "billing info"

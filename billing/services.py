@@ -30,17 +30,15 @@ def billing_info_ensure(*, customer: Customer, email: str) -> BillingInfo:
     `customer_id` Stripe keeps in the customer's metadata. If Stripe fails midway the
     transaction leaves nothing behind, and the next call converges on the same customer.
     """
-    link = CustomerBilling.objects.select_related("billing_info").filter(customer=customer).first()
-    if link:
-        return link.billing_info
+    existing = BillingInfo.objects.for_customer(customer)
+    if existing:
+        return existing
 
     with transaction.atomic():
         Customer.objects.select_for_update().filter(pk=customer.pk).first()
-        link = (
-            CustomerBilling.objects.select_related("billing_info").filter(customer=customer).first()
-        )
-        if link:
-            return link.billing_info
+        existing = BillingInfo.objects.for_customer(customer)
+        if existing:
+            return existing
         stripe_id = gateway.customer_find_by_customer_id(
             customer_id=customer.customer_id
         ) or gateway.customer_create(

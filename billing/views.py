@@ -20,7 +20,7 @@ from accounts.selectors import current_membership
 
 from . import gateway, mirror, services
 from .forms import BillingDetailsForm
-from .models import BillingEvent, CustomerBilling, PaymentMethod
+from .models import BillingEvent, BillingInfo, PaymentMethod
 
 TIMELINE_LENGTH = 20
 
@@ -89,11 +89,10 @@ def overview(request):
 @customer_required
 def payment_methods(request):
     cards = _cards(request.customer)
-    link = CustomerBilling.objects.select_related("billing_info").filter(customer=request.customer)
-    link = link.first()
+    billing_info = BillingInfo.objects.for_customer(request.customer)
     # Asked whatever the number of cards, so the page's queries stay the same.
-    paid_plan = link is not None and mirror.has_paid_subscription(
-        stripe_customer_id=link.billing_info.stripe_id
+    paid_plan = billing_info is not None and mirror.has_paid_subscription(
+        stripe_customer_id=billing_info.stripe_id
     )
     last_card_locked = paid_plan and len(cards) == 1
     return render(
@@ -138,17 +137,11 @@ def payment_method_added(request):
     """Checkout's return page. The webhook may have recorded the card already; either way
     the same service records it once."""
     session_id = request.GET.get("session_id", "")
-    link = (
-        CustomerBilling.objects.select_related("billing_info")
-        .filter(customer=request.customer)
-        .first()
-    )
-    if not session_id.startswith("cs_") or link is None:
+    billing_info = BillingInfo.objects.for_customer(request.customer)
+    if not session_id.startswith("cs_") or billing_info is None:
         raise Http404("No such session")
     try:
-        card = services.checkout_setup_complete(
-            session_id=session_id, billing_info=link.billing_info
-        )
+        card = services.checkout_setup_complete(session_id=session_id, billing_info=billing_info)
     except LookupError:
         raise Http404("No such session") from None
     except gateway.BillingError as error:
@@ -209,11 +202,7 @@ def payment_method_remove(request, stripe_id: str):
 @customer_required
 def billing_details(request):
     """Read live from Stripe and written to Stripe: we keep none of it."""
-    link = (
-        CustomerBilling.objects.select_related("billing_info")
-        .filter(customer=request.customer)
-        .first()
-    )
+    billing_info = BillingInfo.objects.for_customer(request.customer)
     if request.method == "POST":
         form = BillingDetailsForm(request.POST)
         if form.is_valid():
@@ -233,10 +222,10 @@ def billing_details(request):
                 return redirect("billing:details")
     else:
         initial = {"email": request.user.email}
-        if link is not None:
+        if billing_info is not None:
             try:
                 details = gateway.customer_billing_details(
-                    stripe_customer_id=link.billing_info.stripe_id
+                    stripe_customer_id=billing_info.stripe_id
                 )
             except gateway.BillingError as error:
                 messages.error(request, error.user_message)

@@ -77,6 +77,9 @@ class Customer(models.Model):
     trial_ends_at = models.DateTimeField(
         help_text="End of the free trial. Extend it here to give a customer more time."
     )
+    trial_reminder_sent_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the trial-ending email went out."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CustomerQuerySet.as_manager()

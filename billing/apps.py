@@ -11,3 +11,6 @@ class BillingConfig(AppConfig):
         from . import redaction, webhooks  # noqa: F401 - webhooks connects our receivers
 
         redaction.connect()
+        from . import gateway
+
+        gateway.api_base_apply()

@@ -6,6 +6,7 @@ into ours with a message fit to show a customer.
 
 import functools
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,12 @@ def translate_errors(function: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def as_json(stripe_object: stripe.StripeObject) -> dict:
+    """Plain JSON, as the API sent it (stripe-python turns `*_decimal` strings into Decimal),
+    for dj-stripe's mirror and for callers that should not hold stripe-python objects."""
+    return json.loads(json.dumps(stripe_object.to_dict(), default=str))
+
+
 def idempotency_key(*parts: object) -> str:
     """The same operation on the same objects always sends the same key, so a retry (by a
     task, or by a customer clicking again) can never do the thing twice."""
@@ -108,6 +115,13 @@ def _client(
         max_network_retries=NETWORK_RETRIES,
         http_client=http_client or stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
     )
+
+
+def api_base_apply() -> None:
+    """Point stripe-python's global API base, which dj-stripe uses, at STRIPE_API_BASE.
+    (dj-stripe's own STRIPE_API_HOST setting works too, but warns on every command.)"""
+    if settings.STRIPE_API_BASE:
+        stripe.api_base = settings.STRIPE_API_BASE
 
 
 def client() -> stripe.StripeClient:
@@ -209,8 +223,8 @@ def setup_intent_result(*, setup_intent_id: str) -> tuple[str | None, str | None
 
 
 @translate_errors
-def payment_method_retrieve(*, payment_method_id: str) -> stripe.PaymentMethod:
-    return client().v1.payment_methods.retrieve(payment_method_id)
+def payment_method_retrieve(*, payment_method_id: str) -> dict:
+    return as_json(client().v1.payment_methods.retrieve(payment_method_id))
 
 
 @translate_errors
@@ -330,13 +344,13 @@ def webhook_endpoint_create(*, url: str, djstripe_uuid: str) -> dict:
         },
         {"idempotency_key": idempotency_key("webhook-endpoint", djstripe_uuid)},
     )
-    return endpoint.to_dict()
+    return as_json(endpoint)
 
 
 @translate_errors
 def webhook_endpoint_retrieve(*, endpoint_id: str) -> dict | None:
     try:
-        return client().v1.webhook_endpoints.retrieve(endpoint_id).to_dict()
+        return as_json(client().v1.webhook_endpoints.retrieve(endpoint_id))
     except stripe.InvalidRequestError as error:
         if error.code == "resource_missing":
             return None
@@ -345,12 +359,196 @@ def webhook_endpoint_retrieve(*, endpoint_id: str) -> dict | None:
 
 @translate_errors
 def webhook_endpoint_update(*, endpoint_id: str, url: str) -> dict:
-    return (
-        client()
-        .v1.webhook_endpoints.update(
+    return as_json(
+        client().v1.webhook_endpoints.update(
             endpoint_id,
             {"url": url, "enabled_events": WEBHOOK_EVENTS, "disabled": False},
             {"idempotency_key": idempotency_key("webhook-endpoint-update", endpoint_id, url)},
         )
-        .to_dict()
     )
+
+
+# --- Catalog (stripe_setup) -------------------------------------------------------------------
+
+
+def _missing(error: stripe.InvalidRequestError) -> bool:
+    return error.code == "resource_missing"
+
+
+@translate_errors
+def product_ensure(*, product_id: str, name: str, plan_code: str) -> str:
+    """The plan's product, by our own id; returns what was done."""
+    api = client().v1.products
+    try:
+        product = api.retrieve(product_id)
+    except stripe.InvalidRequestError as error:
+        if not _missing(error):
+            raise
+        api.create(
+            {"id": product_id, "name": name, "metadata": {"plan_code": plan_code}},
+            {"idempotency_key": idempotency_key("product", product_id)},
+        )
+        return "created"
+    if product.name == name and product.active:
+        return "unchanged"
+    api.update(product_id, {"name": name, "active": True})
+    return "updated"
+
+
+@translate_errors
+def price_for_lookup_key(*, lookup_key: str) -> dict | None:
+    found = client().v1.prices.list({"lookup_keys": [lookup_key], "limit": 1})
+    return as_json(found.data[0]) if found.data else None
+
+
+@translate_errors
+def price_create_monthly(
+    *, product_id: str, amount: int, currency: str, lookup_key: str, replaces: str | None
+) -> list[dict]:
+    """A monthly price that takes the lookup key from the price it replaces, if any, which
+    is deactivated. Returns the prices as they now are, the new one first."""
+    price = client().v1.prices.create(
+        {
+            "product": product_id,
+            "unit_amount": amount,
+            "currency": currency,
+            "recurring": {"interval": "month"},
+            "lookup_key": lookup_key,
+            "transfer_lookup_key": replaces is not None,
+        },
+        {"idempotency_key": idempotency_key("price", lookup_key, amount, currency, replaces)},
+    )
+    changed = [as_json(price)]
+    if replaces:
+        changed.append(as_json(client().v1.prices.update(replaces, {"active": False})))
+    return changed
+
+
+# --- Subscriptions ----------------------------------------------------------------------------
+
+
+@translate_errors
+def checkout_subscription_session_create(
+    *,
+    stripe_customer_id: str,
+    customer_id: str,
+    plan_code: str,
+    price_id: str,
+    trial_end: int | None,
+    success_url: str,
+    cancel_url: str,
+    request_key: str,
+) -> str:
+    """A Checkout Session in subscription mode; returns its URL. Our ids ride along in the
+    metadata of the session and of the subscription it creates."""
+    metadata = {"customer_id": customer_id, "plan_code": plan_code}
+    subscription_data: dict[str, Any] = {"metadata": metadata}
+    if trial_end:
+        subscription_data["trial_end"] = trial_end
+    session = client().v1.checkout.sessions.create(
+        {
+            "mode": "subscription",
+            "customer": stripe_customer_id,
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "subscription_data": subscription_data,
+        },
+        {"idempotency_key": idempotency_key("checkout-subscription", customer_id, request_key)},
+    )
+    return session.url
+
+
+@translate_errors
+def checkout_open_subscription_sessions_expire(*, stripe_customer_id: str) -> int:
+    """Expire the customer's other open upgrade sessions, so two tabs cannot both pay."""
+    api = client().v1.checkout.sessions
+    expired = 0
+    for session in api.list({"customer": stripe_customer_id, "status": "open", "limit": 100}):
+        if session.mode == "subscription":
+            api.expire(session.id)
+            expired += 1
+    return expired
+
+
+@translate_errors
+def checkout_session_subscription(*, session_id: str) -> tuple[str, str | None]:
+    """(customer, subscription) of a Checkout Session; the subscription once it exists."""
+    session = client().v1.checkout.sessions.retrieve(session_id)
+    return session.customer, session.subscription
+
+
+@translate_errors
+def subscription_retrieve(*, subscription_id: str) -> dict:
+    return as_json(client().v1.subscriptions.retrieve(subscription_id))
+
+
+@translate_errors
+def subscription_change_preview(
+    *,
+    stripe_customer_id: str,
+    subscription_id: str,
+    item_id: str,
+    price_id: str,
+    proration_date: int,
+) -> dict:
+    """The invoice Stripe would issue at once for switching the item to another price."""
+    return as_json(
+        client().v1.invoices.create_preview(
+            {
+                "customer": stripe_customer_id,
+                "subscription": subscription_id,
+                "subscription_details": {
+                    "items": [{"id": item_id, "price": price_id}],
+                    "proration_behavior": "always_invoice",
+                    "proration_date": proration_date,
+                },
+            }
+        )
+    )  # fmt: skip
+
+
+@translate_errors
+def subscription_change_price(
+    *, subscription_id: str, item_id: str, price_id: str, proration_date: int
+) -> dict:
+    """Switch now, invoicing the proration at once, at the moment the preview priced."""
+    return as_json(
+        client().v1.subscriptions.update(
+            subscription_id,
+            {
+                "items": [{"id": item_id, "price": price_id}],
+                "proration_behavior": "always_invoice",
+                "proration_date": proration_date,
+            },
+            {"idempotency_key": idempotency_key(
+                "change-plan", subscription_id, price_id, proration_date
+            )},
+        )
+    )  # fmt: skip
+
+
+@translate_errors
+def subscription_cancel_at_period_end_set(
+    *, subscription_id: str, cancel: bool, request_key: str
+) -> dict:
+    return as_json(
+        client().v1.subscriptions.update(
+            subscription_id,
+            {"cancel_at_period_end": cancel},
+            {"idempotency_key": idempotency_key("cancel-at-end", subscription_id, request_key)},
+        )
+    )
+
+
+@translate_errors
+def invoice_latest_for_subscription(*, subscription_id: str) -> dict | None:
+    found = client().v1.invoices.list({"subscription": subscription_id, "limit": 1})
+    return as_json(found.data[0]) if found.data else None
+
+
+@translate_errors
+def test_clock_now(*, test_clock_id: str) -> int:
+    """A test clock's frozen time (tests and the demo only; live mode has no clocks)."""
+    return client().v1.test_helpers.test_clocks.retrieve(test_clock_id).frozen_time

@@ -25,11 +25,23 @@ class CardView:
         return self.order == 0
 
 
-def payment_method_mirror(stripe_payment_method) -> None:
-    """Bring a payment method, just fetched from Stripe, into dj-stripe's mirror."""
-    # As plain JSON, the shape webhooks give: dj-stripe tests nested values with
-    # isinstance(dict), which stripe-python 15's objects are not.
-    djstripe_models.PaymentMethod.sync_from_stripe_data(stripe_payment_method.to_dict())
+def payment_method_mirror(stripe_payment_method: dict) -> None:
+    """Bring a payment method, just fetched from Stripe (as plain JSON, the shape webhooks
+    give: dj-stripe tests nested values with isinstance(dict)), into dj-stripe's mirror."""
+    djstripe_models.PaymentMethod.sync_from_stripe_data(stripe_payment_method)
+
+
+def price_mirror(stripe_price: dict) -> None:
+    djstripe_models.Price.sync_from_stripe_data(stripe_price)
+
+
+def price_id_for_plan(*, lookup_key: str) -> str | None:
+    """The current price of a plan, from the mirror that stripe_setup fills."""
+    return (
+        djstripe_models.Price.objects.filter(lookup_key=lookup_key, active=True)
+        .values_list("id", flat=True)
+        .first()
+    )
 
 
 def cards_for_display(cards: list[PaymentMethod]) -> list[CardView]:

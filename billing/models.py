@@ -81,6 +81,11 @@ class BillingEvent(models.Model):
         CARD_REORDERED = "card_reordered", "Cards reordered"
         CARD_MADE_PRIMARY = "card_made_primary", "Primary card changed"
         DETAILS_UPDATED = "details_updated", "Billing details updated"
+        PLAN_ACTIVATED = "plan_activated", "Plan started"
+        PLAN_CHANGED = "plan_changed", "Plan changed"
+        CANCELLATION_SCHEDULED = "cancellation_scheduled", "Plan set to end at period end"
+        CANCELLATION_WITHDRAWN = "cancellation_withdrawn", "Plan resumed"
+        SUBSCRIPTION_ENDED = "subscription_ended", "Plan ended"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="billing_events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -11,18 +11,21 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import current_membership
+from licensing.models import CustomerPlan, Plan
 
 from . import gateway, mirror, services
 from .forms import BillingDetailsForm
 from .models import BillingEvent, BillingInfo, PaymentMethod
 
 TIMELINE_LENGTH = 20
+PRORATION_SALT = "billing.plan_change.proration"
 
 
 def billing_disabled_response(request):
@@ -69,6 +72,16 @@ def _card_or_404(request, stripe_id: str) -> PaymentMethod:
     )
 
 
+def _attempt(request) -> str:
+    """The id of the page the form was on: a double click sends the same one, so the
+    same Checkout Session comes back instead of a second."""
+    attempt = request.POST.get("attempt", "")
+    try:
+        return uuid.UUID(hex=attempt).hex
+    except ValueError:
+        return uuid.uuid4().hex
+
+
 def _billing_error(request, error: gateway.BillingError):
     messages.error(request, error.user_message)
     return redirect("billing:payment_methods")
@@ -78,9 +91,12 @@ def _billing_error(request, error: gateway.BillingError):
 def overview(request):
     membership = current_membership(user=request.user)
     customer = membership.customer if membership else None
-    context = {"customer": customer, "cards": [], "timeline": []}
+    context = {"customer": customer, "cards": [], "timeline": [], "current_plan": None}
     if settings.BILLING_ENABLED and customer is not None:
         context["cards"] = _cards(customer)
+        context["current_plan"] = (
+            CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
+        )
         context["timeline"] = BillingEvent.objects.filter(customer=customer)[:TIMELINE_LENGTH]
     return render(request, "billing/overview.html", context)
 
@@ -107,12 +123,6 @@ def payment_methods(request):
 @customer_required
 def payment_method_add(request):
     """Send the customer to Stripe's hosted Checkout (setup mode) to enter a card."""
-    # One key per rendering of the page: a double click reuses the same session.
-    attempt = request.POST.get("attempt", "")
-    try:
-        uuid.UUID(hex=attempt)
-    except ValueError:
-        attempt = uuid.uuid4().hex
     try:
         billing_info = services.billing_info_ensure(
             customer=request.customer, email=request.user.email
@@ -124,7 +134,7 @@ def payment_method_add(request):
             + reverse("billing:payment_method_added")
             + "?session_id={CHECKOUT_SESSION_ID}",
             cancel_url=settings.PORTAL_BASE_URL + reverse("billing:payment_method_cancelled"),
-            request_key=attempt,
+            request_key=_attempt(request),
         )
     except gateway.BillingError as error:
         return _billing_error(request, error)
@@ -233,3 +243,151 @@ def billing_details(request):
             initial = dataclasses.asdict(details)
         form = BillingDetailsForm(initial={**initial, "attempt": uuid.uuid4().hex})
     return render(request, "billing/details.html", {"form": form})
+
+
+# --- Plans ------------------------------------------------------------------------------------
+
+
+def _sold_plans():
+    return Plan.objects.filter(is_active=True, amount__isnull=False).prefetch_related(
+        "plan_features__feature"
+    )
+
+
+def _sold_plan_or_404(code: str) -> Plan:
+    return get_object_or_404(Plan, code=code, is_active=True, amount__isnull=False)
+
+
+def _plans_error(request, error: gateway.BillingError):
+    messages.error(request, error.user_message)
+    if isinstance(error, services.CardNeeded):
+        return redirect("billing:payment_methods")
+    return redirect("billing:plans")
+
+
+@billing_required
+@customer_required
+def plans(request):
+    current = CustomerPlan.objects.select_related("plan").filter(customer=request.customer)
+    current = current.first()
+    return render(
+        request,
+        "billing/plans.html",
+        {
+            "customer": request.customer,
+            "plans": _sold_plans(),
+            "current": current if current and current.is_live else None,
+            "ended": current if current and not current.is_live else None,
+            "attempt": uuid.uuid4().hex,
+        },
+    )
+
+
+@require_POST
+@billing_required
+@customer_required
+def plan_upgrade(request, code: str):
+    plan = _sold_plan_or_404(code)
+    try:
+        url = services.plan_upgrade_start(
+            customer=request.customer,
+            email=request.user.email,
+            plan=plan,
+            success_url=settings.PORTAL_BASE_URL
+            + reverse("billing:plan_activated")
+            + "?session_id={CHECKOUT_SESSION_ID}",
+            cancel_url=settings.PORTAL_BASE_URL + reverse("billing:plans"),
+            request_key=f"{plan.code}:{_attempt(request)}",
+        )
+    except gateway.BillingError as error:
+        return _plans_error(request, error)
+    return redirect(url)
+
+
+@billing_required
+@customer_required
+def plan_activated(request):
+    session_id = request.GET.get("session_id", "")
+    if not session_id.startswith("cs_"):
+        raise Http404("No such session")
+    try:
+        services.plan_upgrade_complete(customer=request.customer, session_id=session_id)
+    except LookupError:
+        raise Http404("No such session") from None
+    except gateway.BillingError as error:
+        return _plans_error(request, error)
+    current = CustomerPlan.objects.select_related("plan").filter(customer=request.customer)
+    current = current.first()
+    if current and current.status == CustomerPlan.Status.TRIALING:
+        messages.success(
+            request,
+            f"Welcome to {current.plan.name}! Your trial continues; the first payment is on "
+            f"{current.current_period_end:%-d %B %Y}.",
+        )
+    elif current and current.is_live:
+        messages.success(request, f"Welcome to {current.plan.name}! Your plan is active.")
+    else:
+        messages.info(request, "Your payment is being confirmed; your plan will show shortly.")
+    return redirect("billing:plans")
+
+
+@billing_required
+@customer_required
+def plan_change(request, code: str):
+    """GET: what switching now costs, from Stripe's preview. POST: switch, at the moment
+    the preview priced, so the invoice matches what was shown."""
+    plan = _sold_plan_or_404(code)
+    if request.method == "POST":
+        try:
+            proration_date = signing.loads(
+                request.POST.get("proration", ""), salt=PRORATION_SALT, max_age=3600
+            )
+            services.plan_change(
+                customer=request.customer, plan=plan, proration_date=proration_date
+            )
+        except signing.BadSignature:
+            messages.error(request, "That preview has expired; please check the new price again.")
+            return redirect("billing:plan_change", code=plan.code)
+        except gateway.BillingError as error:
+            return _plans_error(request, error)
+        messages.success(request, f"You are now on {plan.name}.")
+        return redirect("billing:plans")
+
+    try:
+        preview = services.plan_change_preview(customer=request.customer, plan=plan)
+    except gateway.BillingError as error:
+        return _plans_error(request, error)
+    return render(
+        request,
+        "billing/plan_change.html",
+        {
+            "plan": plan,
+            "current": request.customer.plan,
+            "preview": preview,
+            "proration": signing.dumps(preview.proration_date, salt=PRORATION_SALT),
+        },
+    )
+
+
+@require_POST
+@billing_required
+@customer_required
+def plan_cancel(request):
+    try:
+        services.plan_cancel_at_period_end(customer=request.customer, cancel=True)
+    except gateway.BillingError as error:
+        return _plans_error(request, error)
+    messages.success(request, "Your plan will end at the close of the period you paid for.")
+    return redirect("billing:plans")
+
+
+@require_POST
+@billing_required
+@customer_required
+def plan_resume(request):
+    try:
+        services.plan_cancel_at_period_end(customer=request.customer, cancel=False)
+    except gateway.BillingError as error:
+        return _plans_error(request, error)
+    messages.success(request, "Your plan continues: it will renew as before.")
+    return redirect("billing:plans")

@@ -9,8 +9,11 @@ from . import services
 
 @djstripe_receiver("checkout.session.completed")
 def on_checkout_session_completed(sender, event, **kwargs):
-    if event.data["object"].get("mode") == "setup":
-        services.checkout_setup_complete(session_id=event.data["object"]["id"])
+    session = event.data["object"]
+    if session.get("mode") == "setup":
+        services.checkout_setup_complete(session_id=session["id"])
+    elif session.get("mode") == "subscription" and session.get("subscription"):
+        services.subscription_sync(subscription_id=session["subscription"])
 
 
 @djstripe_receiver("setup_intent.succeeded")
@@ -23,3 +26,14 @@ def on_setup_intent_succeeded(sender, event, **kwargs):
 @djstripe_receiver(["payment_method.attached", "payment_method.detached"])
 def on_payment_method_changed(sender, event, **kwargs):
     services.payment_method_sync(stripe_id=event.data["object"]["id"])
+
+
+@djstripe_receiver(
+    [
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+    ]
+)
+def on_subscription_changed(sender, event, **kwargs):
+    services.subscription_sync(subscription_id=event.data["object"]["id"])

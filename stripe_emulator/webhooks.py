@@ -140,6 +140,14 @@ class Dispatcher:
         if fault.kind == "webhook_out_of_order" and fault.count == 0:
             self._release_held()
 
+    def release_held(self) -> None:
+        """Send now, newest first, what an out-of-order fault is still holding (its count
+        not yet reached): for tests that want every delivery out at a step's end."""
+        with self._cond:
+            self._release_held()
+            self._queue.sort()
+            self._cond.notify_all()
+
     def _release_held(self) -> None:
         """Send held deliveries newest first, each due as soon as it can be."""
         now = time.monotonic()

@@ -45,6 +45,7 @@ DJANGO_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
 ]
 THIRD_PARTY_APPS = [
     "axes",
@@ -151,10 +152,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_PUBLIC_KEY = STRIPE_PUBLISHABLE_KEY
-# Unset means Stripe itself; the local emulator's URL otherwise.
+# Unset means Stripe itself; the local emulator's URL otherwise (billing.gateway applies it,
+# for dj-stripe too).
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
-if STRIPE_API_BASE:
-    STRIPE_API_HOST = STRIPE_API_BASE
 STRIPE_API_VERSION = "2026-08-26.dahlia"
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
 # Without a key the portal runs with billing switched off: see billing.views.
@@ -183,7 +183,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "trial-ending-reminders": {
+        "task": "licensing.tasks.trial_ending_reminders_send",
+        "schedule": 60 * 60,
+    },
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Internationalisation, static files -----------------------------------------------------

@@ -66,8 +66,17 @@ class StripeEmulator:
         self.webhook_statuses.append(response.status_code)
         return response.status_code
 
+    def emulator_counts(self) -> dict[str, int]:
+        """How many objects of each type the emulator holds."""
+        return {
+            kind: len(self.emulator.store.select(kind, lambda obj: True))
+            for kind in ("product", "price", "customer", "subscription", "webhook_endpoint")
+        }
+
     def deliver(self) -> None:
-        """Deliver every webhook the emulator has queued; each must be accepted."""
+        """Deliver every webhook the emulator has queued or is holding; each must be
+        accepted."""
+        self.emulator.webhooks.release_held()
         self.emulator.webhooks.flush()
         assert set(self.webhook_statuses) <= {200}, self.webhook_statuses
 

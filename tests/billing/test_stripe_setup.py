@@ -1,8 +1,14 @@
+import dataclasses
 from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from djstripe.models import WebhookEndpoint
+
+from billing.mirror import price_id_for_plan
+from billing.services import catalog_push
+from licensing.catalog import catalog_read
+from licensing.models import Plan
 
 
 @pytest.fixture
@@ -55,6 +61,38 @@ def test_follows_a_new_base_url_keeping_the_secret(fresh_portal, stripe_client, 
     assert local.secret.startswith("whsec_")
 
 
-def test_refuses_to_run_without_billing(db):
-    with pytest.raises(CommandError, match="STRIPE_SECRET_KEY"):
-        stripe_setup()
+def test_without_billing_it_loads_the_catalog_locally_only(db):
+    assert "nothing sent" in stripe_setup()
+    assert Plan.objects.filter(code="pro", amount=4900).exists()
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_catalog_push_twice_makes_nothing_new(fresh_portal):
+    stripe_setup()
+    counts = fresh_portal.emulator_counts()
+    second = stripe_setup()
+    assert fresh_portal.emulator_counts() == counts
+    assert "created" not in second and "new price" not in second
+    assert counts["product"] == 3
+    assert counts["price"] == 3
+
+
+def test_a_changed_amount_makes_a_new_price_and_moves_the_lookup_key(
+    fresh_portal, stripe_client, tmp_path
+):
+    stripe_setup()
+    catalog = catalog_read()
+    pro = catalog.plan("pro")
+    changed = dataclasses.replace(
+        catalog, plans=tuple(
+            dataclasses.replace(p, amount=5900) if p.code == "pro" else p for p in catalog.plans
+        )
+    )  # fmt: skip
+    catalog_push(catalog=changed)
+
+    prices = stripe_client.v1.prices.list({"product": pro.product_id}).data
+    by_amount = {p.unit_amount: p for p in prices}
+    assert by_amount[5900].lookup_key == "pro_monthly" and by_amount[5900].active
+    assert by_amount[4900].lookup_key is None and not by_amount[4900].active
+    assert Plan.objects.get(code="pro").amount == 5900
+    assert price_id_for_plan(lookup_key="pro_monthly") == by_amount[5900].id

@@ -1,19 +1,27 @@
-"""`manage.py stripe_setup`: register this portal's webhook endpoint at Stripe (or the
-emulator) for PORTAL_BASE_URL. Safe to run any number of times."""
+"""`manage.py stripe_setup`: push the plan catalog to Stripe (or the emulator), load it into
+our tables, and register this portal's webhook endpoint for PORTAL_BASE_URL. Safe to run
+any number of times. Without a Stripe key it only loads the catalog locally."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from billing import gateway, services
+from licensing.catalog import catalog_read
+from licensing.services import catalog_load
 
 
 class Command(BaseCommand):
-    help = "Register the portal's dj-stripe webhook endpoint at Stripe for PORTAL_BASE_URL."
+    help = "Push the plan catalog and register the webhook endpoint at Stripe (idempotent)."
 
     def handle(self, *args, **options):
+        catalog = catalog_read()
         if not settings.BILLING_ENABLED:
-            raise CommandError("Billing is not enabled: set STRIPE_SECRET_KEY first.")
+            catalog_load(catalog=catalog)
+            self.stdout.write("Billing is not enabled: catalog loaded locally, nothing sent.")
+            return
         try:
+            for line in services.catalog_push(catalog=catalog):
+                self.stdout.write(line)
             endpoint, outcome = services.webhook_endpoint_ensure(base_url=settings.PORTAL_BASE_URL)
         except gateway.BillingError as error:
             raise CommandError(f"Stripe refused the setup: {error.user_message}") from error

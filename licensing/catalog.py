@@ -1,0 +1,97 @@
+"""Reading catalog.toml, the one committed declaration of plans and features."""
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+FEATURE_KINDS = {"boolean", "metered"}
+RESETS = {"monthly", "never"}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    key: str
+    name: str
+    kind: str
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class PlanFeatureSpec:
+    feature: str
+    limit: int | None = None
+    reset: str = "never"
+    soft_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    code: str
+    name: str
+    amount: int | None = None
+    currency: str = ""
+    lookup_key: str = ""
+    trial_allowed: bool = False
+    features: tuple[PlanFeatureSpec, ...] = field(default_factory=tuple)
+
+    @property
+    def is_sold(self) -> bool:
+        return self.amount is not None
+
+    @property
+    def product_id(self) -> str:
+        """The Stripe product's id: ours, so the push finds it again."""
+        return f"plan_{self.code}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    features: tuple[FeatureSpec, ...]
+    plans: tuple[PlanSpec, ...]
+
+    def plan(self, code: str) -> PlanSpec:
+        return next(plan for plan in self.plans if plan.code == code)
+
+
+def _fail(message: str) -> None:
+    raise ImproperlyConfigured(f"catalog.toml: {message}")
+
+
+def catalog_read(path: Path = CATALOG_PATH) -> Catalog:
+    """The catalog, checked: unknown keys, kinds, resets and features are errors."""
+    with path.open("rb") as file:
+        raw = tomllib.load(file)
+    features = []
+    for key, spec in raw.get("features", {}).items():
+        if set(spec) - {"name", "kind", "unit"} or spec.get("kind") not in FEATURE_KINDS:
+            _fail(f"feature {key!r} needs a name and a kind ({', '.join(sorted(FEATURE_KINDS))})")
+        features.append(FeatureSpec(key=key, **spec))
+    known = {feature.key: feature for feature in features}
+
+    plans = []
+    for code, spec in raw.get("plans", {}).items():
+        extra = set(spec) - {"name", "amount", "currency", "lookup_key", "trial_allowed",
+                             "features"}  # fmt: skip
+        if extra:
+            _fail(f"plan {code!r} has unknown keys {sorted(extra)}")
+        if "amount" in spec and not (spec.get("currency") and spec.get("lookup_key")):
+            _fail(f"plan {code!r} has an amount but no currency or lookup_key")
+        plan_features = []
+        for key, limits in spec.get("features", {}).items():
+            if key not in known:
+                _fail(f"plan {code!r} names unknown feature {key!r}")
+            if set(limits) - {"limit", "reset", "soft_limit"}:
+                _fail(f"plan {code!r} feature {key!r} has unknown keys")
+            if limits.get("reset", "never") not in RESETS:
+                _fail(f"plan {code!r} feature {key!r}: reset is monthly or never")
+            if known[key].kind == "boolean" and limits:
+                _fail(f"plan {code!r}: {key!r} is on or off and takes no limits")
+            plan_features.append(PlanFeatureSpec(feature=key, **limits))
+        plans.append(
+            PlanSpec(code=code, **{k: v for k, v in spec.items() if k != "features"},
+                     features=tuple(plan_features))
+        )  # fmt: skip
+    return Catalog(features=tuple(features), plans=tuple(plans))

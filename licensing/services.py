@@ -1,0 +1,203 @@
+"""Writes for licensing: loading the catalog, and each customer's plan projection."""
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.emails import email_send
+from accounts.models import Customer, Membership
+
+from .catalog import Catalog
+from .models import CustomerPlan, Feature, Plan, PlanFeature
+
+
+@transaction.atomic
+def catalog_load(*, catalog: Catalog) -> None:
+    """Make the Plan, Feature and PlanFeature tables say what the catalog says. Plans and
+    features gone from it are kept, inactive: customers and licenses may still name them."""
+    features = {}
+    for spec in catalog.features:
+        features[spec.key], _ = Feature.objects.update_or_create(
+            key=spec.key,
+            defaults={"name": spec.name, "kind": spec.kind, "unit": spec.unit, "is_active": True},
+        )
+    Feature.objects.exclude(key__in=features).update(is_active=False)
+
+    codes = []
+    for position, spec in enumerate(catalog.plans):
+        plan, _ = Plan.objects.update_or_create(
+            code=spec.code,
+            defaults={
+                "name": spec.name,
+                "amount": spec.amount,
+                "currency": spec.currency,
+                "lookup_key": spec.lookup_key,
+                "trial_allowed": spec.trial_allowed,
+                "is_active": True,
+                "position": position,
+            },
+        )
+        codes.append(spec.code)
+        keep = []
+        for limits in spec.features:
+            PlanFeature.objects.update_or_create(
+                plan=plan,
+                feature=features[limits.feature],
+                defaults={
+                    "limit": limits.limit,
+                    "reset": limits.reset,
+                    "soft_limit": limits.soft_limit,
+                },
+            )
+            keep.append(limits.feature)
+        plan.plan_features.exclude(feature__key__in=keep).delete()
+    Plan.objects.exclude(code__in=codes).update(is_active=False)
+
+
+class Transition(StrEnum):
+    """What changed in a customer's plan; each is told to the customer once."""
+
+    ACTIVATED = "plan_activated"
+    CHANGED = "plan_changed"
+    CANCELLATION_SCHEDULED = "cancellation_scheduled"
+    CANCELLATION_WITHDRAWN = "cancellation_withdrawn"
+    ENDED = "subscription_ended"
+
+
+LIVE_STATUSES = [
+    CustomerPlan.Status.TRIALING,
+    CustomerPlan.Status.ACTIVE,
+    CustomerPlan.Status.PAST_DUE,
+]
+
+# Transitions the customer hears about by email.
+EMAILED = {
+    Transition.ACTIVATED,
+    Transition.CHANGED,
+    Transition.CANCELLATION_SCHEDULED,
+    Transition.ENDED,
+}
+
+
+@transaction.atomic
+def customer_plan_apply(
+    *,
+    customer: Customer,
+    plan: Plan,
+    status: str,
+    current_period_end: datetime | None,
+    cancel_at_period_end: bool,
+    subscription_id: str,
+) -> list[Transition]:
+    """Make the customer's plan say what their subscription says now, and return what
+    changed. Applying the same state twice changes nothing, so duplicate webhooks are
+    harmless; a late event of an older subscription never overrides a live newer one."""
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    current = CustomerPlan.objects.filter(customer=customer).first()
+    new = CustomerPlan(
+        customer=customer,
+        plan=plan,
+        status=status,
+        current_period_end=current_period_end,
+        cancel_at_period_end=cancel_at_period_end,
+        subscription_id=subscription_id,
+    )
+    if (
+        current
+        and current.subscription_id != subscription_id
+        and current.is_live
+        and (not new.is_live)
+    ):
+        return []
+
+    transitions = []
+    was_live = bool(current and current.is_live)
+    if new.is_live and not was_live:
+        transitions.append(Transition.ACTIVATED)
+    elif was_live and not new.is_live:
+        transitions.append(Transition.ENDED)
+    elif was_live and new.is_live:
+        if current.plan_id != plan.pk:
+            transitions.append(Transition.CHANGED)
+        if cancel_at_period_end and not current.cancel_at_period_end:
+            transitions.append(Transition.CANCELLATION_SCHEDULED)
+        if current.cancel_at_period_end and not cancel_at_period_end:
+            transitions.append(Transition.CANCELLATION_WITHDRAWN)
+    new.save()
+
+    from . import tasks
+
+    for transition in transitions:
+        if transition in EMAILED:
+            transaction.on_commit(
+                partial(
+                    tasks.plan_email_send.delay,
+                    customer_id=customer.customer_id,
+                    template=str(transition),
+                    plan_code=plan.code,
+                )
+            )
+    return transitions
+
+
+def plan_email_send(*, customer_id: str, template: str, plan_code: str) -> None:
+    """Tell the account's owners and billing members what happened to their plan."""
+    customer = Customer.objects.get(pk=customer_id)
+    plan = Plan.objects.get(code=plan_code)
+    customer_plan = CustomerPlan.objects.filter(customer=customer).first()
+    for email in customer_billing_contacts(customer=customer):
+        email_send(
+            to=email,
+            template=template,
+            context={"customer": customer, "plan": plan, "customer_plan": customer_plan},
+        )
+
+
+def customer_billing_contacts(*, customer: Customer) -> list[str]:
+    return list(
+        customer.memberships.filter(
+            role__in=[Membership.Role.OWNER, Membership.Role.BILLING]
+        ).values_list("user__email", flat=True)
+    )
+
+
+TRIAL_REMINDER_AHEAD = timedelta(days=3)
+
+
+def trial_ending_reminders_send(*, now: datetime | None = None) -> int:
+    """Email customers whose free trial ends within three days and who have no plan yet,
+    once each: the claim on `trial_reminder_sent_at` is atomic, so overlapping runs of
+    the beat job cannot send twice. Returns how many were sent."""
+    from . import tasks
+
+    now = now or timezone.now()
+    due = (
+        Customer.objects.filter(
+            trial_ends_at__gt=now,
+            trial_ends_at__lte=now + TRIAL_REMINDER_AHEAD,
+            trial_reminder_sent_at__isnull=True,
+        )
+        .exclude(plan__status__in=LIVE_STATUSES)
+        .values_list("pk", flat=True)
+    )
+    sent = 0
+    for customer_id in list(due):
+        with transaction.atomic():
+            claimed = Customer.objects.filter(
+                pk=customer_id, trial_reminder_sent_at__isnull=True
+            ).update(trial_reminder_sent_at=now)
+            if claimed:
+                transaction.on_commit(
+                    partial(tasks.trial_ending_email_send.delay, customer_id=customer_id)
+                )
+                sent += 1
+    return sent
+
+
+def trial_ending_email_send(*, customer_id: str) -> None:
+    customer = Customer.objects.get(pk=customer_id)
+    for email in customer_billing_contacts(customer=customer):
+        email_send(to=email, template="trial_ending", context={"customer": customer})

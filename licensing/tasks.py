@@ -1,0 +1,31 @@
+"""Background jobs for licensing. Tasks take ids and call the service that does the work."""
+
+import smtplib
+
+from celery import shared_task
+
+
+@shared_task(
+    autoretry_for=(smtplib.SMTPException, ConnectionError), retry_backoff=True, max_retries=5
+)
+def plan_email_send(*, customer_id: str, template: str, plan_code: str) -> None:
+    from .services import plan_email_send as send
+
+    send(customer_id=customer_id, template=template, plan_code=plan_code)
+
+
+@shared_task(
+    autoretry_for=(smtplib.SMTPException, ConnectionError), retry_backoff=True, max_retries=5
+)
+def trial_ending_email_send(*, customer_id: str) -> None:
+    from .services import trial_ending_email_send as send
+
+    send(customer_id=customer_id)
+
+
+@shared_task
+def trial_ending_reminders_send() -> int:
+    """Run by beat every hour (CELERY_BEAT_SCHEDULE)."""
+    from .services import trial_ending_reminders_send as send
+
+    return send()

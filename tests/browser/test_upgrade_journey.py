@@ -1,0 +1,33 @@
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from billing.services import catalog_push
+from licensing.catalog import catalog_read
+
+pytestmark = pytest.mark.browser
+
+
+def test_trial_customer_upgrades_through_checkout_and_sees_the_new_plan(
+    page, stripe_over_http, other_membership
+):
+    catalog_push(catalog=catalog_read())
+    page.goto("/accounts/signup/")
+    page.get_by_label("Email").fill("upgrade@example.com")
+    page.get_by_label("Password").fill("a-long-and-unusual-passphrase")
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(re.compile(r"/$"))
+
+    page.goto("/billing/plans/")
+    expect(page.locator("#current-plan")).to_contain_text("14 days left")
+    page.locator("[data-plan=pro]").get_by_role("button", name="Choose Pro").click()
+
+    expect(page.get_by_text("Local Stripe emulator")).to_be_visible()
+    page.get_by_label("Visa 4242").check()
+    page.get_by_role("button", name=re.compile("Confirm|Subscribe|Start")).click()
+
+    page.wait_for_url(re.compile(r"/billing/plans/$"))
+    expect(page.get_by_text("Welcome to Pro! Your trial continues")).to_be_visible()
+    expect(page.locator("#current-plan")).to_contain_text("You are on Pro (trialing)")
+    expect(page.locator("[data-plan=pro]")).to_contain_text("Current plan")

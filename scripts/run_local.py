@@ -103,8 +103,7 @@ def main() -> int:
         print("Applying database migrations (the first run takes a minute or two)...", flush=True)
         manage("migrate", "--noinput")
         manage("demo_seed")
-        if os.environ["STRIPE_SECRET_KEY"]:
-            manage("stripe_setup")
+        manage("stripe_setup")  # without a key it only loads the plan catalog
         for name, command in SERVICES.items():
             processes[name] = start(command)
         if not wait_until_healthy(f"{URL}/healthz", processes):

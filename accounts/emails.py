@@ -9,8 +9,14 @@ from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 
 
-def email_send(*, to: str, template: str, context: dict) -> None:
+def email_send(
+    *, to: str, template: str, context: dict, attachments: list[tuple[str, str, str]] = ()
+) -> None:
+    """Send one email; `attachments` are (file name, content, MIME type)."""
     context = {"portal_url": settings.PORTAL_BASE_URL, **context}
     subject = render_to_string(f"email/{template}_subject.txt", context).strip()
     body = render_to_string(f"email/{template}.txt", context)
-    EmailMessage(subject=subject, body=body, to=[to]).send()
+    message = EmailMessage(subject=subject, body=body, to=[to])
+    for attachment in attachments:
+        message.attach(*attachment)
+    message.send()

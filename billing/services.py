@@ -342,11 +342,12 @@ def subscription_sync(*, subscription_id: str, source: str = "stripe") -> list[T
     if card and not PaymentMethod.objects.filter(stripe_id=card).exists():
         # The card Checkout took for the subscription is one of the customer's cards too.
         payment_method_sync(stripe_id=card, source=source)
-    period_end = item.get("current_period_end")
+    period_start, period_end = item.get("current_period_start"), item.get("current_period_end")
     transitions = customer_plan_apply(
         customer=customer,
         plan=plan,
         status=status,
+        current_period_start=datetime.fromtimestamp(period_start, UTC) if period_start else None,
         current_period_end=datetime.fromtimestamp(period_end, UTC) if period_end else None,
         cancel_at_period_end=bool(subscription["cancel_at_period_end"]),
         subscription_id=subscription_id,

@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views as account_views
+from licensing import views as licensing_views
 
+from . import views
 from .health import healthz
 
 admin.site.site_header = "Billing Portal support"
@@ -10,9 +12,14 @@ admin.site.site_title = "Billing Portal support"
 
 urlpatterns = [
     path("", account_views.home, name="home"),
+    path("accounts/signup/", views.signup, name="signup"),
     path("accounts/", include("accounts.urls")),
     path("billing/", include("billing.urls")),
     path("admin/", admin.site.urls),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("healthz", healthz, name="healthz"),
+    path("license/", licensing_views.license_page, name="license"),
+    path("license/download/", licensing_views.license_download, name="license_download"),
+    path(".well-known/jwks.json", licensing_views.jwks_view, name="jwks"),
+    path("", include("licensing.api.urls")),
 ]

@@ -1,9 +1,12 @@
 """The catalog and customers' plans, for support staff to look at. The catalog comes from
 catalog.toml (`manage.py stripe_setup` loads it); plans follow Stripe: both read-only."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 
-from .models import CustomerPlan, Feature, Plan, PlanFeature
+from .api.authentication import service_key_create
+from .licenses import license_email_send
+from .models import CustomerPlan, Feature, License, Plan, PlanFeature, ServiceAPIKey
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -53,3 +56,44 @@ class CustomerPlanAdmin(ReadOnlyAdmin):
     search_fields = ["customer__customer_id", "customer__memberships__user__email",
                      "subscription_id"]  # fmt: skip
     list_select_related = ["customer", "plan"]
+
+
+@admin.register(License)
+class LicenseAdmin(ReadOnlyAdmin):
+    list_display = ["jti", "customer", "plan_code", "status", "issued_at", "expires_at",
+                    "revoked_at"]  # fmt: skip
+    list_filter = ["status", "plan_code"]
+    search_fields = ["jti", "customer__customer_id", "customer__memberships__user__email"]
+    list_select_related = ["customer"]
+    actions = ["resend"]
+
+    @admin.action(description="Email the license again to the account's billing contacts")
+    def resend(self, request, queryset):
+        for issued in queryset:
+            license_email_send(jti=str(issued.jti))
+        self.message_user(request, f"Sent {queryset.count()} license(s) again.")
+
+
+@admin.register(ServiceAPIKey)
+class ServiceAPIKeyAdmin(admin.ModelAdmin):
+    """Keys are shown once, when made; only their hash is kept."""
+
+    list_display = ["name", "prefix", "created_at", "revoked_at"]
+    fields = ["name"]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        record, key = service_key_create(name=obj.name)
+        obj.pk = record.pk
+        messages.warning(request, f"The key for {record.name!r}, shown only now: {key}")
+
+    @admin.action(description="Revoke: the key stops working at once")
+    def revoke(self, request, queryset):
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {revoked} key(s).")

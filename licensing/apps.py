@@ -6,3 +6,6 @@ class LicensingConfig(AppConfig):
 
     name = "licensing"
     verbose_name = "Licensing"
+
+    def ready(self) -> None:
+        from .api import schema  # noqa: F401 - registers the API's bearer schemes

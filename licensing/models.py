@@ -101,6 +101,7 @@ class CustomerPlan(models.Model):
     )
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="customer_plans")
     status = models.CharField(max_length=16, choices=Status.choices)
+    current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
     subscription_id = models.CharField(
@@ -115,3 +116,117 @@ class CustomerPlan(models.Model):
     def is_live(self) -> bool:
         """Paid for or about to be: the plan's features apply."""
         return self.status in {self.Status.TRIALING, self.Status.ACTIVE, self.Status.PAST_DUE}
+
+
+class ServiceAPIKeyQuerySet(models.QuerySet):
+    def active(self) -> "ServiceAPIKeyQuerySet":
+        return self.filter(revoked_at__isnull=True)
+
+
+class ServiceAPIKey(models.Model):
+    """A key the business's other services use for check-access and usage. Only a hash is
+    kept: the key itself is shown once, when it is made."""
+
+    name = models.CharField(max_length=100, help_text="Which service uses it.")
+    prefix = models.CharField(max_length=16, unique=True, help_text="The key's visible start.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ServiceAPIKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "service API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class UsageEvent(models.Model):
+    """One report of use, as a service sent it: the ledger that totals and invoices are
+    built from. Recorded once per idempotency key; never changed."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events")
+    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="usage_events")
+    quantity = models.PositiveBigIntegerField()
+    idempotency_key = models.CharField(max_length=255)
+    occurred_at = models.DateTimeField(help_text="When the use happened, as the service said.")
+    period_start = models.DateTimeField(help_text="The reset period it counts toward.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "idempotency_key"], name="licensing_usage_idempotency"
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "feature", "period_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.feature_id} +{self.quantity}"
+
+
+class UsageTotal(models.Model):
+    """Running total of a feature's use in one reset period, so a check reads one row."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_totals")
+    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="usage_totals")
+    period_start = models.DateTimeField()
+    used = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "feature", "period_start"], name="licensing_usage_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.feature_id} {self.used}"
+
+
+class SigningKey(models.Model):
+    """A license signing key's public half, published in the JWKS while licenses it signed
+    may be live. The private half stays in LICENSE_SIGNING_KEY or the data dir."""
+
+    kid = models.CharField(max_length=64, primary_key=True)
+    public_key = models.TextField(help_text="Ed25519 public key, PEM.")
+    is_current = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_current"],
+                condition=models.Q(is_current=True),
+                name="licensing_one_current_signing_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.kid
+
+
+class License(models.Model):
+    """Every license issued: append-only. A newer one for the customer revokes this one."""
+
+    jti = models.UUIDField(primary_key=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="licenses")
+    plan_code = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16)
+    features = models.JSONField(default=dict)
+    kid = models.ForeignKey(SigningKey, on_delete=models.PROTECT, related_name="licenses")
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    token = models.TextField(help_text="The signed JWT, as the customer downloads it.")
+
+    class Meta:
+        ordering = ["-issued_at"]
+        indexes = [models.Index(fields=["customer", "-issued_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.jti} ({self.customer_id}, {self.plan_code or 'no plan'})"

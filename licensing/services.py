@@ -4,14 +4,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.emails import email_send
 from accounts.models import Customer, Membership
+from accounts.services import customer_signup
 
 from .catalog import Catalog
-from .models import CustomerPlan, Feature, Plan, PlanFeature
+from .entitlements import customer_standing, usage_period
+from .licenses import license_refresh
+from .models import CustomerPlan, Feature, Plan, PlanFeature, UsageEvent, UsageTotal
 
 
 @transaction.atomic
@@ -88,6 +92,7 @@ def customer_plan_apply(
     customer: Customer,
     plan: Plan,
     status: str,
+    current_period_start: datetime | None,
     current_period_end: datetime | None,
     cancel_at_period_end: bool,
     subscription_id: str,
@@ -101,6 +106,7 @@ def customer_plan_apply(
         customer=customer,
         plan=plan,
         status=status,
+        current_period_start=current_period_start,
         current_period_end=current_period_end,
         cancel_at_period_end=cancel_at_period_end,
         subscription_id=subscription_id,
@@ -127,6 +133,7 @@ def customer_plan_apply(
         if current.cancel_at_period_end and not cancel_at_period_end:
             transitions.append(Transition.CANCELLATION_WITHDRAWN)
     new.save()
+    license_refresh(customer=customer)
 
     from . import tasks
 
@@ -201,3 +208,83 @@ def trial_ending_email_send(*, customer_id: str) -> None:
     customer = Customer.objects.get(pk=customer_id)
     for email in customer_billing_contacts(customer=customer):
         email_send(to=email, template="trial_ending", context={"customer": customer})
+
+
+# --- Usage ------------------------------------------------------------------------------------
+
+
+class UnknownFeature(ValueError):
+    pass
+
+
+class FeatureNotMetered(ValueError):
+    pass
+
+
+@transaction.atomic
+def usage_record(
+    *,
+    customer: Customer,
+    feature: str,
+    quantity: int,
+    idempotency_key: str,
+    occurred_at: datetime | None = None,
+) -> tuple[UsageEvent, bool]:
+    """Record a use once per idempotency key, counted toward the limit at once. A repeat
+    returns the first record and counts nothing (`created` False)."""
+    try:
+        metered = Feature.objects.get(key=feature, is_active=True)
+    except Feature.DoesNotExist:
+        raise UnknownFeature(feature) from None
+    if metered.kind != Feature.Kind.METERED:
+        raise FeatureNotMetered(feature)
+    existing = UsageEvent.objects.filter(customer=customer, idempotency_key=idempotency_key)
+    if first := existing.first():
+        return first, False
+
+    occurred_at = occurred_at or timezone.now()
+    standing = customer_standing(customer, occurred_at)
+    reset = (
+        PlanFeature.objects.filter(plan__code=standing.plan_code, feature=metered)
+        .values_list("reset", flat=True)
+        .first()
+        or PlanFeature.Reset.MONTHLY
+    )
+    period_start, _resets_at = usage_period(standing, reset, occurred_at)
+    try:
+        with transaction.atomic():
+            event = UsageEvent.objects.create(
+                customer=customer,
+                feature=metered,
+                quantity=quantity,
+                idempotency_key=idempotency_key,
+                occurred_at=occurred_at,
+                period_start=period_start,
+            )
+    except IntegrityError:  # the same key, recorded by a concurrent request just now
+        return existing.get(), False
+    _usage_total_add(customer, metered, period_start, quantity)
+    return event, True
+
+
+def _usage_total_add(customer, feature, period_start, quantity) -> None:
+    totals = UsageTotal.objects.filter(
+        customer=customer, feature=feature, period_start=period_start
+    )
+    if totals.update(used=F("used") + quantity):
+        return
+    try:
+        with transaction.atomic():
+            UsageTotal.objects.create(
+                customer=customer, feature=feature, period_start=period_start, used=quantity
+            )
+    except IntegrityError:  # created by a concurrent request: add to it
+        totals.update(used=F("used") + quantity)
+
+
+def customer_start(*, email: str, password: str, company_name: str = "") -> Membership:
+    """Sign up, and issue the trial's license at once."""
+    with transaction.atomic():
+        membership = customer_signup(email=email, password=password, company_name=company_name)
+        license_refresh(customer=membership.customer)
+    return membership

@@ -29,3 +29,12 @@ def trial_ending_reminders_send() -> int:
     from .services import trial_ending_reminders_send as send
 
     return send()
+
+
+@shared_task(
+    autoretry_for=(smtplib.SMTPException, ConnectionError), retry_backoff=True, max_retries=5
+)
+def license_email_send(*, jti: str) -> None:
+    from .licenses import license_email_send as send
+
+    send(jti=jti)

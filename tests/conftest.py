@@ -25,3 +25,13 @@ def other_membership(db):
 def signed_in_client(client, membership, other_membership):
     client.force_login(membership.user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_signing_key_cache():
+    """The signing key is cached per process; each test has a fresh database."""
+    from licensing.licenses import signing_key
+
+    signing_key.cache_clear()
+    yield
+    signing_key.cache_clear()

@@ -50,6 +50,9 @@ DJANGO_APPS = [
 THIRD_PARTY_APPS = [
     "axes",
     "djstripe",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 LOCAL_APPS = [
     "accounts",
@@ -159,6 +162,34 @@ STRIPE_API_VERSION = "2026-08-26.dahlia"
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
 # Without a key the portal runs with billing switched off: see billing.views.
 BILLING_ENABLED = bool(STRIPE_SECRET_KEY)
+
+# --- Licenses and the API -------------------------------------------------------------------
+
+# Ed25519 private key (PEM text or a file path) that signs licenses; default: one generated
+# into DATA_DIR on first use.
+LICENSE_SIGNING_KEY = env("LICENSE_SIGNING_KEY", default="")
+# Customers' bearer tokens from an identity provider (Okta, Auth0…) for /api/v1/me/.
+OIDC_ISSUER = env("OIDC_ISSUER", default="")
+OIDC_AUDIENCE = env("OIDC_AUDIENCE", default="")
+OIDC_JWKS_URL = env("OIDC_JWKS_URL", default="")
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "licensing.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Billing Portal API",
+    "DESCRIPTION": "Entitlements, usage and licenses for the business's own services.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"

@@ -18,7 +18,8 @@ from django.utils import timezone
 from billing.models import BillingEvent, PaymentMethod
 from billing.services import billing_info_ensure, catalog_push
 from licensing.catalog import catalog_read
-from licensing.models import CustomerPlan
+from licensing.models import CustomerPlan, License
+from licensing.verify import license_verify
 
 pytestmark = pytest.mark.django_db(transaction=True)  # emails are queued on commit
 
@@ -110,6 +111,10 @@ def run_journey(client, membership, stripe_emulator, stripe_client, clock, *, fa
     assert starter.current_period_end == datetime.fromtimestamp(period_end, UTC)
     assert period_end - clock.frozen_time in range(28 * DAY, 32 * DAY)
     assert subscription.metadata.customer_id == customer.customer_id
+    license = License.objects.get(customer=customer, revoked_at__isnull=True)
+    claims = license_verify(license.token, client.get("/.well-known/jwks.json").json())
+    assert (claims["plan"], claims["status"]) == ("starter", "active")
+    assert claims["exp"] == period_end + 3 * DAY  # the paid period and a short grace
 
     step()
     preview = client.get(reverse("billing:plan_change", args=["pro"]))
@@ -142,6 +147,9 @@ def run_journey(client, membership, stripe_emulator, stripe_client, clock, *, fa
     stripe_emulator.deliver()
     final = CustomerPlan.objects.get(customer=customer)
     assert projection(customer) == stripe_truth(stripe_client, final.subscription_id)
+    license = License.objects.get(customer=customer, revoked_at__isnull=True)
+    claims = license_verify(license.token, client.get("/.well-known/jwks.json").json())
+    assert (claims["plan"], claims["status"], claims["features"]) == (None, "canceled", {})
     return projection(customer)
 
 
@@ -198,6 +206,10 @@ def test_shuffled_and_duplicated_webhooks_converge_with_each_email_once(
         "You are now on the Pro plan": 1,
         "Your Pro plan will end": 2,
         "Your Pro plan has ended": 1,
+        # A license for each change of what it states: Starter, Pro, then none.
+        "Your Billing Portal license (Starter)": 1,
+        "Your Billing Portal license (Pro)": 1,
+        "Your Billing Portal license": 1,
     }
 
 

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing import gateway, services
 from licensing.catalog import catalog_read
+from licensing.licenses import licenses_refresh_all
 from licensing.services import catalog_load
 
 
@@ -18,6 +19,7 @@ class Command(BaseCommand):
         if not settings.BILLING_ENABLED:
             catalog_load(catalog=catalog)
             self.stdout.write("Billing is not enabled: catalog loaded locally, nothing sent.")
+            self._refresh_licenses()
             return
         try:
             for line in services.catalog_push(catalog=catalog):
@@ -26,3 +28,8 @@ class Command(BaseCommand):
         except gateway.BillingError as error:
             raise CommandError(f"Stripe refused the setup: {error.user_message}") from error
         self.stdout.write(f"Webhook endpoint {endpoint.id} {outcome}: {endpoint.url}")
+        self._refresh_licenses()
+
+    def _refresh_licenses(self) -> None:
+        # Licenses state their plan's limits: a changed catalog reissues the affected ones.
+        self.stdout.write(f"Licenses reissued: {licenses_refresh_all()}")

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.demo import DEMO_EMAIL, DEMO_PASSWORD, SUPPORT_EMAIL
 from accounts.models import User
-from accounts.services import customer_signup
+from licensing.services import customer_start
 
 
 class Command(BaseCommand):
@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if not User.objects.email_taken(DEMO_EMAIL):
-            customer_signup(email=DEMO_EMAIL, password=DEMO_PASSWORD, company_name="Demo Inc.")
+            customer_start(email=DEMO_EMAIL, password=DEMO_PASSWORD, company_name="Demo Inc.")
             self.stdout.write(f"Created the demo login {DEMO_EMAIL}.")
         if not User.objects.email_taken(SUPPORT_EMAIL):
             User.objects.create_superuser(email=SUPPORT_EMAIL, password=DEMO_PASSWORD)

@@ -1,0 +1,117 @@
+"""Who is calling the API: another service of the business (a service API key), or a
+customer (the portal session, or a bearer token from the business's identity provider)."""
+
+import functools
+import hashlib
+import secrets
+
+import jwt
+from django.conf import settings
+from rest_framework import authentication, exceptions
+
+from accounts.models import User
+from licensing.models import ServiceAPIKey
+
+KEY_PREFIX = "bp_"
+# Identity tokens must be signed with one of these; never `none`, never HMAC (whose
+# "secret" an attacker could take from the public JWKS).
+IDENTITY_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def service_key_create(*, name: str) -> tuple[ServiceAPIKey, str]:
+    """A new key; the key itself is returned only here, to be shown once."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ServiceAPIKey.objects.create(name=name, prefix=key[:11], key_hash=key_hash(key))
+    return record, key
+
+
+def _bearer(request) -> str | None:
+    header = authentication.get_authorization_header(request).decode(errors="replace")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class ServiceKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer bp_…`, a key made by `manage.py service_key_create`."""
+
+    def authenticate(self, request):
+        token = _bearer(request)
+        if token is None:
+            return None
+        record = ServiceAPIKey.objects.active().filter(key_hash=key_hash(token)).first()
+        if record is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.", "invalid_api_key")
+        return (record, record)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+@functools.cache
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+
+
+def identity_token_user(token: str) -> User:
+    """The user an identity provider's token names by its `email` claim."""
+    if not settings.OIDC_JWKS_URL:
+        raise exceptions.AuthenticationFailed(
+            "Identity tokens are not accepted here.", "identity_tokens_disabled"
+        )
+    try:
+        algorithm = jwt.get_unverified_header(token).get("alg")
+        if algorithm not in IDENTITY_ALGORITHMS:
+            raise exceptions.AuthenticationFailed(
+                f"Tokens signed with {algorithm!r} are not accepted.", "algorithm_not_allowed"
+            )
+        key = _jwks_client(settings.OIDC_JWKS_URL).get_signing_key_from_jwt(token)
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=[algorithm],
+            audience=settings.OIDC_AUDIENCE,
+            issuer=settings.OIDC_ISSUER,
+            options={"require": ["exp", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise exceptions.AuthenticationFailed("The token has expired.", "token_expired") from None
+    except jwt.InvalidAudienceError:
+        raise exceptions.AuthenticationFailed(
+            "The token is for another audience.", "invalid_audience"
+        ) from None
+    except jwt.InvalidIssuerError:
+        raise exceptions.AuthenticationFailed(
+            "The token is from another issuer.", "invalid_issuer"
+        ) from None
+    except jwt.PyJWKClientError as error:
+        raise exceptions.AuthenticationFailed(
+            f"The token's signing key is unknown: {error}", "unknown_signing_key"
+        ) from None
+    except jwt.InvalidTokenError as error:
+        raise exceptions.AuthenticationFailed(f"Invalid token: {error}", "invalid_token") from None
+    email = claims.get("email")
+    if not email:
+        raise exceptions.AuthenticationFailed(
+            "The token has no `email` claim, so it names no user here.", "token_without_email"
+        )
+    user = User.objects.filter(email__iexact=email, is_active=True).first()
+    if user is None:
+        raise exceptions.AuthenticationFailed("No user has the token's email.", "unknown_user")
+    return user
+
+
+class IdentityTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <JWT from OIDC_ISSUER>`, verified against OIDC_JWKS_URL."""
+
+    def authenticate(self, request):
+        token = _bearer(request)
+        if token is None:
+            return None
+        return (identity_token_user(token), token)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'

@@ -1,0 +1,219 @@
+"""The API other services call (check-access, usage) and the customer's own (/me)."""
+
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Customer
+from accounts.selectors import current_membership
+from licensing import services
+from licensing.entitlements import check_access, customer_standing, usage_period
+from licensing.models import License, PlanFeature, UsageTotal
+
+from . import serializers
+from .authentication import IdentityTokenAuthentication, ServiceKeyAuthentication
+from .errors import error_response
+
+MAX_BATCH = 1000
+ERRORS = {
+    400: OpenApiResponse(serializers.ErrorResponse, description="Bad input, a code per field"),
+    401: OpenApiResponse(serializers.ErrorResponse, description="No valid credentials"),
+}
+
+
+class IsAuthenticatedCaller(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return request.auth is not None or bool(request.user and request.user.is_authenticated)
+
+
+class ServiceAPIView(APIView):
+    authentication_classes = [ServiceKeyAuthentication]
+    permission_classes = [IsAuthenticatedCaller]
+
+
+class CheckAccessView(ServiceAPIView):
+    @extend_schema(
+        request=serializers.CheckAccessRequest,
+        responses={
+            200: serializers.CheckAccessResponse,
+            403: OpenApiResponse(
+                serializers.CheckAccessResponse, description="Refused: see reason"
+            ),
+            **ERRORS,
+        },
+        summary="May this customer use this feature (for this much more)?",
+    )
+    def post(self, request):
+        query = serializers.CheckAccessRequest(data=request.data)
+        query.is_valid(raise_exception=True)
+        decision = check_access(**query.validated_data)
+        usage = None
+        if decision.limit is not None or decision.used is not None:
+            usage = {
+                "used": decision.used,
+                "limit": decision.limit,
+                "remaining": decision.remaining,
+                "resets_at": decision.resets_at,
+            }
+        soft = None
+        if decision.soft_limit is not None:
+            soft = {"limit": decision.soft_limit, "exceeded": decision.soft_limit_exceeded}
+        body = serializers.CheckAccessResponse(
+            {
+                "has_access": decision.has_access,
+                "reason": decision.reason,
+                "plan": decision.plan,
+                "usage": usage,
+                "soft_limit": soft,
+            }
+        ).data
+        return Response(body, status=200 if decision.has_access else 403)
+
+
+class UsageView(ServiceAPIView):
+    @extend_schema(
+        request=serializers.UsageRequest,
+        responses={
+            201: serializers.UsageRecorded,
+            404: OpenApiResponse(serializers.ErrorResponse, description="Unknown customer"),
+            **ERRORS,
+        },
+        summary="Report usage, once per idempotency key; a list reports a batch.",
+    )
+    def post(self, request):
+        batch = isinstance(request.data, list)
+        items = request.data if batch else [request.data]
+        if batch and not 1 <= len(items) <= MAX_BATCH:
+            return error_response("invalid_batch", f"A batch holds 1 to {MAX_BATCH} reports.", 400)
+        incoming = serializers.UsageRequest(data=items, many=True)
+        incoming.is_valid(raise_exception=True)
+        reports = incoming.validated_data
+        customers = Customer.objects.in_bulk({r["customer_id"] for r in reports})
+        for index, report in enumerate(reports):
+            if report["customer_id"] not in customers:
+                where = f"item {index}: " if batch else ""
+                return error_response(
+                    "customer_not_found", f"{where}no customer {report['customer_id']}.", 404
+                )
+        recorded = []
+        try:
+            with transaction.atomic():  # a batch is recorded whole or not at all
+                for report in reports:
+                    event, _created = services.usage_record(
+                        customer=customers[report["customer_id"]],
+                        feature=report["feature"],
+                        quantity=report["quantity"],
+                        idempotency_key=report["idempotency_key"],
+                        occurred_at=report.get("timestamp"),
+                    )
+                    recorded.append(event)
+        except (services.UnknownFeature, services.FeatureNotMetered) as error:
+            code = (
+                "unknown_feature"
+                if isinstance(error, services.UnknownFeature)
+                else ("feature_not_metered")
+            )
+            return error_response(
+                "invalid_request",
+                "Some fields are missing or wrong; see `fields`.",
+                400,
+                {"feature": [{"code": code, "message": f"No metered feature {error}."}]},
+            )
+        body = [
+            {
+                "id": event.pk,
+                "customer_id": event.customer_id,
+                "feature": event.feature.key,
+                "quantity": event.quantity,
+                "idempotency_key": event.idempotency_key,
+                "occurred_at": event.occurred_at,
+                "period_start": event.period_start,
+            }
+            for event in recorded
+        ]
+        data = serializers.UsageRecorded(body, many=True).data
+        return Response(data if batch else data[0], status=status.HTTP_201_CREATED)
+
+
+class RevokedLicensesView(APIView):
+    """Public: license ids revoked before they expired, for offline verifiers."""
+
+    authentication_classes: list = []
+
+    @extend_schema(
+        summary="License ids revoked before their expiry",
+        responses={200: serializers.RevokedLicenses},
+    )
+    def get(self, request):
+        revoked = License.objects.filter(
+            revoked_at__isnull=False, expires_at__gt=timezone.now()
+        ).values_list("jti", flat=True)
+        return Response({"revoked": [str(jti) for jti in revoked]})
+
+
+class MeView(APIView):
+    """The signed-in customer's account, plan, usage and license."""
+
+    # The token scheme first: its WWW-Authenticate header makes refusals 401s, not 403s.
+    authentication_classes = [IdentityTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticatedCaller]
+
+    @extend_schema(
+        summary="The caller's own account, plan, usage and license",
+        responses={
+            200: serializers.Me,
+            404: OpenApiResponse(serializers.ErrorResponse, description="No customer account"),
+            401: ERRORS[401],
+        },
+    )
+    def get(self, request):
+        membership = current_membership(user=request.user)
+        if membership is None:
+            return error_response("no_customer", "You belong to no customer account.", 404)
+        customer = Customer.objects.select_related("plan__plan").get(pk=membership.customer_id)
+        standing = customer_standing(customer)
+        now = timezone.now()
+        usage = []
+        for limits in PlanFeature.objects.select_related("feature").filter(
+            plan__code=standing.plan_code, feature__kind="metered"
+        ):
+            start, resets_at = usage_period(standing, limits.reset, now)
+            used = (
+                UsageTotal.objects.filter(
+                    customer=customer, feature=limits.feature, period_start=start
+                )
+                .values_list("used", flat=True)
+                .first()
+                or 0
+            )
+            usage.append(
+                {
+                    "feature": limits.feature.key,
+                    "used": used,
+                    "limit": limits.limit,
+                    "resets_at": resets_at,
+                }
+            )
+        current = License.objects.filter(customer=customer, revoked_at__isnull=True).first()
+        return Response(
+            {
+                "account": {
+                    "customer_id": customer.customer_id,
+                    "name": customer.name,
+                    "role": membership.role,
+                    "trial_ends_at": customer.trial_ends_at,
+                },
+                "plan": {"code": standing.plan_code, "status": standing.status},
+                "usage": usage,
+                "license": current
+                and {
+                    "jti": str(current.jti),
+                    "expires_at": current.expires_at,
+                    "token": current.token,
+                },
+            }
+        )

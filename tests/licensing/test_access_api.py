@@ -1,0 +1,308 @@
+"""check-access and usage intake, as the business's services call them."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from licensing.models import CustomerPlan, Plan, UsageEvent
+
+CHECK = reverse("api_check_access")
+USAGE = reverse("api_usage")
+
+
+def check(api, customer_id, feature, requested_usage=None):
+    body = {"customer_id": customer_id, "feature": feature}
+    if requested_usage is not None:
+        body["requested_usage"] = requested_usage
+    return api.post(CHECK, body, content_type="application/json")
+
+
+def report(api, customer_id, feature="api_calls", quantity=1, key=None, **extra):
+    body = {
+        "customer_id": customer_id,
+        "feature": feature,
+        "quantity": quantity,
+        "idempotency_key": key or uuid.uuid4().hex,
+        **extra,
+    }
+    return api.post(USAGE, body, content_type="application/json")
+
+
+def on_plan(customer, code, status=CustomerPlan.Status.ACTIVE):
+    now = timezone.now()
+    CustomerPlan.objects.update_or_create(
+        customer=customer,
+        defaults={
+            "plan": Plan.objects.get(code=code),
+            "status": status,
+            "current_period_start": now - timedelta(days=3),
+            "current_period_end": now + timedelta(days=27),
+            "subscription_id": "sub_test",
+        },
+    )
+
+
+@pytest.fixture
+def trial_customer(membership, other_membership, catalog):
+    return membership.customer
+
+
+def test_without_a_key_the_api_answers_401(client, trial_customer):
+    response = check(client, trial_customer.customer_id, "api_calls")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("header", ["Bearer bp_nope", "Bearer ", "Basic abc"])
+def test_a_wrong_key_answers_401(client, trial_customer, header):
+    response = client.post(
+        CHECK,
+        {"customer_id": trial_customer.customer_id, "feature": "api_calls"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=header,
+    )
+    assert response.status_code == 401
+
+
+def test_a_revoked_key_answers_401(api, trial_customer):
+    from licensing.models import ServiceAPIKey
+
+    ServiceAPIKey.objects.update(revoked_at=timezone.now())
+    response = check(api, trial_customer.customer_id, "api_calls")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_trial_customer_may_use_a_trial_feature(api, trial_customer):
+    response = check(api, trial_customer.customer_id, "api_calls")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["has_access"] is True
+    assert body["reason"] == "ok"
+    assert body["plan"] == "trial"
+    assert body["usage"]["used"] == 0
+    assert body["usage"]["limit"] == 1000
+    assert body["usage"]["remaining"] == 1000
+    assert body["usage"]["resets_at"].startswith(str(timezone.now().year))
+    assert body["soft_limit"] == {"limit": 800, "exceeded": False}
+
+
+def test_unknown_customer(api, trial_customer):
+    response = check(api, "cust_" + "0" * 32, "api_calls")
+    assert response.status_code == 403
+    assert response.json()["reason"] == "customer_not_found"
+
+
+def test_feature_not_in_plan(api, trial_customer):
+    response = check(api, trial_customer.customer_id, "sso")
+    assert response.status_code == 403
+    assert response.json()["reason"] == "feature_not_in_plan"
+
+
+def test_boolean_feature_of_a_paid_plan(api, trial_customer):
+    on_plan(trial_customer, "pro")
+    body = check(api, trial_customer.customer_id, "sso").json()
+    assert (body["has_access"], body["plan"], body["usage"]) == (True, "pro", None)
+
+
+def test_trial_expired(api, trial_customer):
+    trial_customer.trial_ends_at = timezone.now() - timedelta(seconds=1)
+    trial_customer.save()
+    response = check(api, trial_customer.customer_id, "api_calls")
+    assert response.status_code == 403
+    assert response.json()["reason"] == "trial_expired"
+
+
+def test_no_active_plan_after_cancellation(api, trial_customer):
+    trial_customer.trial_ends_at = timezone.now() - timedelta(days=30)
+    trial_customer.save()
+    on_plan(trial_customer, "pro", CustomerPlan.Status.CANCELED)
+    response = check(api, trial_customer.customer_id, "api_calls")
+    assert response.status_code == 403
+    assert response.json()["reason"] == "no_active_plan"
+
+
+def test_past_due(api, trial_customer):
+    on_plan(trial_customer, "pro", CustomerPlan.Status.PAST_DUE)
+    response = check(api, trial_customer.customer_id, "api_calls")
+    assert response.status_code == 403
+    assert response.json()["reason"] == "past_due"
+
+
+def test_usage_counts_at_once_and_limits_requests(api, trial_customer, other_membership):
+    assert report(api, trial_customer.customer_id, quantity=790).status_code == 201
+    report(api, other_membership.customer.customer_id, quantity=500)  # someone else's
+
+    fits = check(api, trial_customer.customer_id, "api_calls", requested_usage=210).json()
+    assert (fits["has_access"], fits["usage"]["used"], fits["usage"]["remaining"]) == (
+        True, 790, 210
+    )  # fmt: skip
+    crosses = check(api, trial_customer.customer_id, "api_calls", requested_usage=211)
+    assert crosses.status_code == 403
+    assert crosses.json()["reason"] == "usage_limit_exceeded"
+
+    report(api, trial_customer.customer_id, quantity=20)
+    soft = check(api, trial_customer.customer_id, "api_calls").json()
+    assert soft["has_access"] is True
+    assert soft["soft_limit"] == {"limit": 800, "exceeded": True}
+
+    report(api, trial_customer.customer_id, quantity=190)
+    full = check(api, trial_customer.customer_id, "api_calls").json()
+    assert (full["has_access"], full["reason"], full["usage"]["remaining"]) == (
+        True, "ok", 0
+    )  # fmt: skip
+    over = check(api, trial_customer.customer_id, "api_calls", requested_usage=1)
+    assert over.json()["reason"] == "usage_limit_exceeded"
+
+
+def test_paid_plan_usage_counts_in_the_billing_period(api, trial_customer):
+    on_plan(trial_customer, "starter")
+    report(api, trial_customer.customer_id, quantity=5)
+    report(
+        api, trial_customer.customer_id, quantity=100,
+        timestamp=(timezone.now() - timedelta(days=10)).isoformat(),
+    )  # fmt: skip  # before this period: not counted in it
+    body = check(api, trial_customer.customer_id, "api_calls").json()
+    assert body["usage"]["used"] == 5
+    assert body["usage"]["limit"] == 10_000
+    plan = CustomerPlan.objects.get(customer=trial_customer)
+    assert body["usage"]["resets_at"] == plan.current_period_end.isoformat().replace("+00:00", "Z")
+
+
+def test_the_same_idempotency_key_is_recorded_once(api, trial_customer):
+    first = report(api, trial_customer.customer_id, quantity=7, key="k-1")
+    again = report(api, trial_customer.customer_id, quantity=7, key="k-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert UsageEvent.objects.count() == 1
+    assert check(api, trial_customer.customer_id, "api_calls").json()["usage"]["used"] == 7
+
+
+def test_a_batch_is_recorded_whole(api, trial_customer, other_membership):
+    batch = [
+        {"customer_id": trial_customer.customer_id, "feature": "api_calls", "quantity": 2,
+         "idempotency_key": "b-1"},
+        {"customer_id": other_membership.customer.customer_id, "feature": "projects",
+         "quantity": 1, "idempotency_key": "b-2"},
+    ]  # fmt: skip
+    response = api.post(USAGE, batch, content_type="application/json")
+    assert response.status_code == 201
+    assert [item["idempotency_key"] for item in response.json()] == ["b-1", "b-2"]
+
+    bad = [*batch, {**batch[0], "idempotency_key": "b-3", "feature": "nope"}]
+    assert api.post(USAGE, bad, content_type="application/json").status_code == 400
+    assert not UsageEvent.objects.filter(idempotency_key="b-3").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"quantity": -5}, "quantity", "min_value"),
+        ({"quantity": 0}, "quantity", "min_value"),
+        ({"quantity": "many"}, "quantity", "invalid"),
+        ({"idempotency_key": ""}, "idempotency_key", "blank"),
+        ({"feature": "nope"}, "feature", "unknown_feature"),
+        ({"feature": "sso"}, "feature", "feature_not_metered"),
+        ({"customer_id": "42"}, "customer_id", "invalid"),
+        ({"timestamp": "yesterday"}, "timestamp", "invalid"),
+    ],
+)
+def test_bad_usage_input_is_400_with_a_code_per_field(api, trial_customer, body, field, code):
+    body = dict(body)
+    response = report(api, body.pop("customer_id", trial_customer.customer_id), **body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    fields = error["fields"]["0"] if "0" in error["fields"] else error["fields"]
+    assert fields[field][0]["code"] == code
+    assert not UsageEvent.objects.exists()
+
+
+def test_missing_fields_are_named(api, trial_customer):
+    response = api.post(USAGE, {}, content_type="application/json")
+    fields = response.json()["error"]["fields"]["0"]
+    assert {name: f[0]["code"] for name, f in fields.items()} == {
+        "customer_id": "required",
+        "feature": "required",
+        "quantity": "required",
+        "idempotency_key": "required",
+    }
+
+
+def test_bad_check_access_input_is_400(api, trial_customer):
+    response = api.post(CHECK, {"feature": "x", "requested_usage": -1},
+                        content_type="application/json")  # fmt: skip
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert fields["customer_id"][0]["code"] == "required"
+    assert fields["requested_usage"][0]["code"] == "min_value"
+
+
+def test_usage_for_an_unknown_customer_is_404(api, trial_customer):
+    response = report(api, "cust_" + "0" * 32)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "customer_not_found"
+
+
+def test_check_access_is_answered_from_local_state_in_a_few_queries(api, trial_customer):
+    on_plan(trial_customer, "pro")
+    report(api, trial_customer.customer_id, quantity=3)
+    with CaptureQueriesContext(connection) as queries:
+        response = check(api, trial_customer.customer_id, "api_calls", requested_usage=1)
+    assert response.status_code == 200
+    # The service key, the customer with their plan, the plan's limits, the period total.
+    assert len(queries) == 4, [q["sql"] for q in queries]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_key_sent_100_times_at_once_counts_once(service_key, membership, other_membership):
+    import threading
+
+    from django.db import connection as conn
+    from django.test import Client
+
+    from licensing.catalog import catalog_read
+    from licensing.services import catalog_load
+
+    if conn.vendor != "postgresql":
+        pytest.skip("concurrency is tested on PostgreSQL (CI runs it there)")
+    catalog_load(catalog=catalog_read())
+    barrier = threading.Barrier(100)
+    statuses = []
+
+    def send():
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+        try:
+            barrier.wait()
+            statuses.append(
+                report(client, membership.customer.customer_id, quantity=3, key="same").status_code
+            )
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=send) for _ in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [201] * 100
+    assert UsageEvent.objects.filter(idempotency_key="same").count() == 1
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+    assert check(api, membership.customer.customer_id, "api_calls").json()["usage"]["used"] == 3
+
+
+def test_openapi_schema_and_docs(client, db):
+    schema = client.get(reverse("api_schema"))
+    assert schema.status_code == 200
+    text = schema.content.decode()
+    for path in ("/api/v1/check-access", "/api/v1/usage", "/api/v1/me/"):
+        assert path in text
+    assert "serviceKey" in text
+    docs = client.get(reverse("api_docs"))
+    assert docs.status_code == 200
+    assert b"redoc" in docs.content.lower()

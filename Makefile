@@ -30,6 +30,7 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(INSTALLED)
+	$(BIN)/python bench/portal_bench.py
 	$(BIN)/python bench/stripe_emulator_bench.py
 
 lint: $(INSTALLED)

@@ -13,7 +13,7 @@ from accounts.models import Customer, Membership
 from accounts.services import customer_signup
 
 from .catalog import Catalog
-from .entitlements import customer_standing, usage_period
+from .entitlements import customer_standing, limits_cache_clear, usage_period
 from .licenses import license_refresh
 from .models import CustomerPlan, Feature, Plan, PlanFeature, UsageEvent, UsageTotal
 
@@ -59,6 +59,7 @@ def catalog_load(*, catalog: Catalog) -> None:
             keep.append(limits.feature)
         plan.plan_features.exclude(feature__key__in=keep).delete()
     Plan.objects.exclude(code__in=codes).update(is_active=False)
+    transaction.on_commit(limits_cache_clear)
 
 
 class Transition(StrEnum):

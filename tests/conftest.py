@@ -35,3 +35,13 @@ def _fresh_signing_key_cache():
     signing_key.cache_clear()
     yield
     signing_key.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits_cache():
+    """check-access keeps the catalog's limits in memory; each test has its own catalog."""
+    from licensing.entitlements import limits_cache_clear
+
+    limits_cache_clear()
+    yield
+    limits_cache_clear()

@@ -7,6 +7,7 @@ import secrets
 
 import jwt
 from django.conf import settings
+from django.db import connection
 from rest_framework import authentication, exceptions
 
 from accounts.models import User
@@ -42,9 +43,17 @@ class ServiceKeyAuthentication(authentication.BaseAuthentication):
         token = _bearer(request)
         if token is None:
             return None
-        record = ServiceAPIKey.objects.active().filter(key_hash=key_hash(token)).first()
-        if record is None:
+        # Written out: on check-access's hot path the ORM costs far more than the query.
+        table = connection.ops.quote_name(ServiceAPIKey._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, name FROM {table} WHERE key_hash = %s AND revoked_at IS NULL",  # noqa: S608
+                [key_hash(token)],
+            )
+            row = cursor.fetchone()
+        if row is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.", "invalid_api_key")
+        record = ServiceAPIKey(id=row[0], name=row[1])
         return (record, record)
 
     def authenticate_header(self, request):

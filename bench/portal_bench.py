@@ -1,0 +1,220 @@
+"""The portal's figures: check-access decided in-process, check-access over HTTP (gunicorn
+on loopback) beside a no-op view of the same server in the same run, and license signing
+and verifying. Builds a throwaway database; needs nothing running.
+
+    python bench/portal_bench.py [--seconds 3] [--clients 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_django(data_dir: str) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ["DATA_DIR"] = data_dir
+    os.environ["DJANGO_SECRET_KEY"] = "bench-only-" + "x" * 40
+    os.environ.pop("DATABASE_URL", None)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", run_syncdb=True, verbosity=0)
+
+
+def seed() -> tuple[str, str]:
+    """A paying customer with some usage, and a service key; returns (customer id, key)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.services import customer_signup
+    from licensing.api.authentication import service_key_create
+    from licensing.catalog import catalog_read
+    from licensing.models import CustomerPlan, Plan
+    from licensing.services import catalog_load, usage_record
+
+    catalog_load(catalog=catalog_read())
+    customer = customer_signup(email="bench@example.com", password="bench-pass-123456").customer
+    now = timezone.now()
+    CustomerPlan.objects.create(
+        customer=customer, plan=Plan.objects.get(code="pro"), status="active",
+        current_period_start=now - timedelta(days=1), current_period_end=now + timedelta(days=29),
+        subscription_id="sub_bench",
+    )  # fmt: skip
+    for i in range(100):
+        usage_record(customer=customer, feature="api_calls", quantity=5, idempotency_key=f"b{i}")
+    _record, key = service_key_create(name="bench")
+    return customer.customer_id, key
+
+
+def timed(function, repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def describe(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p50 = ordered[len(ordered) // 2] * 1e6
+    p99 = ordered[int(len(ordered) * 0.99)] * 1e6
+    return f"mean {statistics.fmean(samples) * 1e6:7.1f} µs, p50 {p50:7.1f} µs, p99 {p99:7.1f} µs"
+
+
+def in_process(customer_id: str) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from licensing.entitlements import check_access
+
+    decide = lambda: check_access(customer_id=customer_id, feature="api_calls", requested_usage=1)
+    timed(decide, 200)  # warm up
+    with CaptureQueriesContext(connection) as queries:
+        decision = decide()
+    assert decision.has_access, decision
+    print(
+        f"check-access in-process ({len(queries)} queries, SQLite): {describe(timed(decide, 3000))}"
+    )
+
+
+def licenses(customer_id: str) -> None:
+    from accounts.models import Customer
+    from licensing.licenses import _license_sign, entitlements_for, jwks
+    from licensing.verify import license_verify
+
+    customer = Customer.objects.get(pk=customer_id)
+    wanted = entitlements_for(customer)
+    from licensing.licenses import signing_key
+
+    kid, private_key = signing_key()
+    import jwt
+
+    claims = {
+        "sub": customer_id, "aud": "billing-portal-license", "iss": "bench", "iat": 1, "nbf": 1,
+        "exp": 4102444800, "jti": "x", "features": wanted.features,
+    }  # fmt: skip
+    sign = lambda: jwt.encode(claims, private_key, algorithm="EdDSA", headers={"kid": kid})
+    token = _license_sign(customer, wanted).token
+    keys = jwks()
+    verify = lambda: license_verify(token, keys)
+    print(f"license sign (Ed25519 JWT):  {describe(timed(sign, 2000))}")
+    print(f"license verify (offline):    {describe(timed(verify, 2000))}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def load(port: int, method: str, path: str, body: bytes, headers: dict, seconds: float,
+         clients: int) -> tuple[int, list[float], int]:  # fmt: skip
+    """`clients` keep-alive connections sending requests for `seconds`; returns (count,
+    latencies, errors)."""
+    deadline = time.monotonic() + seconds
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mine = []
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - started)
+            if response.status != 200:
+                errors[0] += 1
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(latencies), latencies, errors[0]
+
+
+def over_http(data_dir: str, customer_id: str, key: str, seconds: float, clients: int) -> None:
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "DATA_DIR": data_dir,
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "bench.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--threads", "2", "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request(
+                    "GET", "/bench/noop"
+                )
+                break
+            except OSError:
+                time.sleep(0.1)
+        body = json.dumps({"customer_id": customer_id, "feature": "api_calls",
+                           "requested_usage": 1}).encode()  # fmt: skip
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                   "Host": "localhost"}  # fmt: skip
+        load(port, "POST", "/api/v1/check-access", body, headers, 0.5, clients)  # warm up
+        results = {}
+        for name, method, path, request_body in [
+            ("no-op view", "GET", "/bench/noop", None),
+            ("check-access", "POST", "/api/v1/check-access", body),
+        ]:
+            count, latencies, errors = load(port, method, path, request_body, headers, seconds,
+                                            clients)  # fmt: skip
+            results[name] = count / seconds
+            ordered = sorted(latencies)
+            print(
+                f"{name:13} over HTTP: {count / seconds:7.0f} requests/s, "
+                f"p50 {ordered[len(ordered) // 2] * 1e3:5.2f} ms, "
+                f"p99 {ordered[int(len(ordered) * 0.99)] * 1e3:5.2f} ms, {errors} errors "
+                f"({count} requests, {clients} clients, {seconds:.0f} s)"
+            )
+        ratio = results["check-access"] / results["no-op view"]
+        print(f"check-access / no-op throughput: {ratio:.2f}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as data_dir:
+        setup_django(data_dir)
+        customer_id, key = seed()
+        print(f"machine: {os.cpu_count()} cores; SQLite in a temporary data dir")
+        in_process(customer_id)
+        licenses(customer_id)
+        over_http(data_dir, customer_id, key, args.seconds, args.clients)
+
+
+if __name__ == "__main__":
+    main()

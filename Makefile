@@ -31,7 +31,7 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/portal_bench.py
-	$(BIN)/python bench/stripe_emulator_bench.py
+	$(BIN)/python -m stripe_emulator.bench
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -1,13 +1,12 @@
 """Requests per second of the Stripe emulator over HTTP: create a customer, then retrieve it.
 
-Run with ``python bench/stripe_emulator_bench.py [--seconds 3] [--clients 1]``; it starts
+Run with ``python -m stripe_emulator.bench [--seconds 3] [--clients 1]``; it starts
 its own emulator on a free port with a throwaway data dir, so it needs nothing running.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import threading
 import time
@@ -15,9 +14,8 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stripe_emulator import Emulator, EmulatorHTTPServer
+from .app import Emulator
+from .server import EmulatorHTTPServer
 
 API_KEY = "sk_test_benchmark000000000000000000"
 

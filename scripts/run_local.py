@@ -102,8 +102,8 @@ def main() -> int:
                 return 1
         print("Applying database migrations (the first run takes a minute or two)...", flush=True)
         manage("migrate", "--noinput")
-        manage("demo_seed")
         manage("stripe_setup")  # without a key it only loads the plan catalog
+        manage("demo_seed")  # after the catalog: the demo's trial license states its features
         for name, command in SERVICES.items():
             processes[name] = start(command)
         if not wait_until_healthy(f"{URL}/healthz", processes):

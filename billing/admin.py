@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from accounts.admin import CustomerAdmin as AccountsCustomerAdmin
 from accounts.models import Customer
+from licensing.services import customer_trial_set
 
 from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
 
@@ -43,6 +44,16 @@ admin.site.unregister(Customer)
 class CustomerAdmin(AccountsCustomerAdmin):
     inlines = [*AccountsCustomerAdmin.inlines, CustomerBillingInline, BillingEventInline]
     search_fields = [*AccountsCustomerAdmin.search_fields, "billing__billing_info__stripe_id"]
+
+    def save_model(self, request, obj, form, change):
+        trial_ends_at = form.cleaned_data.get("trial_ends_at")
+        if change and "trial_ends_at" in form.changed_data:
+            # Through the service: the license and the trial reminder follow the new end.
+            obj.trial_ends_at = form.initial["trial_ends_at"]
+            super().save_model(request, obj, form, change)
+            customer_trial_set(customer=obj, trial_ends_at=trial_ends_at)
+            return
+        super().save_model(request, obj, form, change)
 
 
 class PaymentMethodInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -1,7 +1,8 @@
 """The one door to Stripe: nothing else in the portal imports `stripe` (ruff's TID251 holds
 that line). It pins the API version, honours STRIPE_API_BASE (the local emulator), sets
-timeouts, sends a deterministic idempotency key with every write, and turns Stripe's errors
-into ours with a message fit to show a customer.
+timeouts, sends a deterministic idempotency key with every write that creates something or
+changes a customer's billing (updates that are harmless to repeat, such as deactivating a
+price, go without), and turns Stripe's errors into ours with a message fit for a customer.
 """
 
 import functools
@@ -98,6 +99,10 @@ def as_json(stripe_object: stripe.StripeObject) -> dict:
     return json.loads(json.dumps(stripe_object.to_dict(), default=str))
 
 
+def _missing(error: stripe.InvalidRequestError) -> bool:
+    return error.code == "resource_missing"
+
+
 def idempotency_key(*parts: object) -> str:
     """The same operation on the same objects always sends the same key, so a retry (by a
     task, or by a customer clicking again) can never do the thing twice."""
@@ -166,13 +171,6 @@ def customer_default_payment_method_set(
     )
 
 
-@translate_errors
-def customer_default_payment_method(*, stripe_customer_id: str) -> str | None:
-    customer = client().v1.customers.retrieve(stripe_customer_id)
-    default = customer.invoice_settings.default_payment_method
-    return default if isinstance(default, str) or default is None else default.id
-
-
 # --- Cards ------------------------------------------------------------------------------------
 
 
@@ -203,23 +201,14 @@ def checkout_setup_session_create(
 
 
 @translate_errors
-def checkout_session_setup_result(*, session_id: str) -> tuple[str, str | None, str | None]:
-    """(customer, status, payment method) of a setup-mode Checkout Session."""
+def checkout_session_setup_result(*, session_id: str) -> tuple[str, str | None]:
+    """(customer, payment method once the card is saved) of a setup-mode Checkout Session."""
     session = client().v1.checkout.sessions.retrieve(session_id, {"expand": ["setup_intent"]})
     setup_intent = session.setup_intent
     payment_method = None
     if setup_intent is not None and setup_intent.status == "succeeded":
         payment_method = setup_intent.payment_method
-    return session.customer, session.status, payment_method
-
-
-@translate_errors
-def setup_intent_result(*, setup_intent_id: str) -> tuple[str | None, str | None]:
-    """(customer, payment method) of a succeeded SetupIntent; payment method None otherwise."""
-    setup_intent = client().v1.setup_intents.retrieve(setup_intent_id)
-    if setup_intent.status != "succeeded":
-        return setup_intent.customer, None
-    return setup_intent.customer, setup_intent.payment_method
+    return session.customer, payment_method
 
 
 @translate_errors
@@ -352,27 +341,23 @@ def webhook_endpoint_retrieve(*, endpoint_id: str) -> dict | None:
     try:
         return as_json(client().v1.webhook_endpoints.retrieve(endpoint_id))
     except stripe.InvalidRequestError as error:
-        if error.code == "resource_missing":
+        if _missing(error):
             return None
         raise
 
 
 @translate_errors
 def webhook_endpoint_update(*, endpoint_id: str, url: str) -> dict:
+    """Set the endpoint's URL and events. No idempotency key: setting the same values
+    twice is harmless, and a key would replay a stale answer if the URL moves back."""
     return as_json(
         client().v1.webhook_endpoints.update(
-            endpoint_id,
-            {"url": url, "enabled_events": WEBHOOK_EVENTS, "disabled": False},
-            {"idempotency_key": idempotency_key("webhook-endpoint-update", endpoint_id, url)},
+            endpoint_id, {"url": url, "enabled_events": WEBHOOK_EVENTS, "disabled": False}
         )
     )
 
 
 # --- Catalog (stripe_setup) -------------------------------------------------------------------
-
-
-def _missing(error: stripe.InvalidRequestError) -> bool:
-    return error.code == "resource_missing"
 
 
 @translate_errors
@@ -438,9 +423,9 @@ def checkout_subscription_session_create(
     success_url: str,
     cancel_url: str,
     request_key: str,
-) -> str:
-    """A Checkout Session in subscription mode; returns its URL. Our ids ride along in the
-    metadata of the session and of the subscription it creates."""
+) -> tuple[str, str]:
+    """A Checkout Session in subscription mode; returns its id and URL. Our ids ride along
+    in the metadata of the session and of the subscription it creates."""
     metadata = {"customer_id": customer_id, "plan_code": plan_code}
     subscription_data: dict[str, Any] = {"metadata": metadata}
     if trial_end:
@@ -457,19 +442,36 @@ def checkout_subscription_session_create(
         },
         {"idempotency_key": idempotency_key("checkout-subscription", customer_id, request_key)},
     )
-    return session.url
+    return session.id, session.url
 
 
 @translate_errors
-def checkout_open_subscription_sessions_expire(*, stripe_customer_id: str) -> int:
+def checkout_open_subscription_sessions_expire(*, stripe_customer_id: str, keep: str) -> int:
     """Expire the customer's other open upgrade sessions, so two tabs cannot both pay."""
     api = client().v1.checkout.sessions
     expired = 0
     for session in api.list({"customer": stripe_customer_id, "status": "open", "limit": 100}):
-        if session.mode == "subscription":
+        if session.mode == "subscription" and session.id != keep:
             api.expire(session.id)
             expired += 1
     return expired
+
+
+LIVE_SUBSCRIPTION_STATUSES = {"active", "trialing", "past_due", "unpaid", "incomplete"}
+
+
+@translate_errors
+def customer_live_subscription_exists(*, stripe_customer_id: str, customer_id: str) -> bool:
+    """Whether this account already has a subscription at Stripe that is or may become
+    paid (several accounts may share one Stripe customer: ours carry our id)."""
+    found = client().v1.subscriptions.list(
+        {"customer": stripe_customer_id, "status": "all", "limit": 100}
+    )
+    return any(
+        subscription.status in LIVE_SUBSCRIPTION_STATUSES
+        and (subscription.metadata or {}).get("customer_id", customer_id) == customer_id
+        for subscription in found.auto_paging_iter()
+    )
 
 
 @translate_errors
@@ -540,12 +542,6 @@ def subscription_cancel_at_period_end_set(
             {"idempotency_key": idempotency_key("cancel-at-end", subscription_id, request_key)},
         )
     )
-
-
-@translate_errors
-def invoice_latest_for_subscription(*, subscription_id: str) -> dict | None:
-    found = client().v1.invoices.list({"subscription": subscription_id, "limit": 1})
-    return as_json(found.data[0]) if found.data else None
 
 
 @translate_errors

@@ -8,8 +8,6 @@ from djstripe import models as djstripe_models
 
 from .models import PaymentMethod
 
-PAID_SUBSCRIPTION_STATUSES = ("active", "past_due", "unpaid")
-
 
 @dataclass(frozen=True)
 class CardView:
@@ -64,10 +62,3 @@ def cards_for_display(cards: list[PaymentMethod]) -> list[CardView]:
         )
         for card in cards
     ]
-
-
-def has_paid_subscription(*, stripe_customer_id: str) -> bool:
-    return djstripe_models.Subscription.objects.filter(
-        customer_id=stripe_customer_id,
-        stripe_data__status__in=PAID_SUBSCRIPTION_STATUSES,
-    ).exists()

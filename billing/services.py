@@ -16,7 +16,7 @@ from djstripe.models import WebhookEndpoint
 from accounts.models import Customer
 from licensing.catalog import Catalog
 from licensing.models import CustomerPlan, Plan
-from licensing.services import Transition, catalog_load, customer_plan_apply
+from licensing.services import LIVE_STATUSES, Transition, catalog_load, customer_plan_apply
 
 from . import gateway, mirror
 from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
@@ -62,6 +62,14 @@ def billing_info_ensure(*, customer: Customer, email: str) -> BillingInfo:
             data={"stripe_customer": stripe_id},
         )
     return billing_info
+
+
+def billing_info_has_live_plan(billing_info: BillingInfo) -> bool:
+    """Whether an account billing through this Stripe customer has a plan that is paid for
+    or will be (its trial included): it renews with the cards on file."""
+    return CustomerPlan.objects.filter(
+        customer__billing__billing_info=billing_info, status__in=LIVE_STATUSES
+    ).exists()
 
 
 def _timeline(billing_info: BillingInfo, kind: str, source: str, **data) -> list[BillingEvent]:
@@ -136,15 +144,12 @@ def _payment_method_forget(card: PaymentMethod, *, source: str) -> None:
         )
 
 
-@transaction.atomic
 def checkout_setup_complete(
     *, session_id: str, billing_info: BillingInfo | None = None
 ) -> PaymentMethod | None:
     """Record the card a setup-mode Checkout Session collected. With `billing_info` (the
     return page), a session of another Stripe customer is refused with LookupError."""
-    stripe_customer, _status, payment_method = gateway.checkout_session_setup_result(
-        session_id=session_id
-    )
+    stripe_customer, payment_method = gateway.checkout_session_setup_result(session_id=session_id)
     if billing_info is not None and stripe_customer != billing_info.stripe_id:
         raise LookupError(session_id)
     if payment_method is None:
@@ -153,7 +158,7 @@ def checkout_setup_complete(
 
 
 @transaction.atomic
-def payment_method_move(*, card: PaymentMethod, offset: int) -> None:
+def payment_method_move(*, card: PaymentMethod, offset: int, request_key: str) -> None:
     """Move a card up (offset -1) or down (+1) in the priority order."""
     billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
     cards = _compact(billing_info)
@@ -162,35 +167,38 @@ def payment_method_move(*, card: PaymentMethod, offset: int) -> None:
     if not 0 <= target < len(cards):
         return
     cards[position], cards[target] = cards[target], cards[position]
-    _reorder(billing_info, cards, moved=card.stripe_id)
+    _reorder(billing_info, cards, moved=card.stripe_id, request_key=request_key)
 
 
 @transaction.atomic
-def payment_method_make_primary(*, card: PaymentMethod) -> None:
+def payment_method_make_primary(*, card: PaymentMethod, request_key: str) -> None:
     billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
     cards = [c for c in _compact(billing_info) if c.pk != card.pk]
-    _reorder(billing_info, [card, *cards], moved=card.stripe_id)
+    _reorder(billing_info, [card, *cards], moved=card.stripe_id, request_key=request_key)
 
 
-def _reorder(billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: str) -> None:
+def _reorder(
+    billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: str, request_key: str
+) -> None:
     previous_primary = billing_info.payment_methods.order_by("order").first()
     for position, card in enumerate(cards):
         card.order = position
     PaymentMethod.objects.bulk_update(cards, ["order"])
     order = [card.stripe_id for card in cards]
     if previous_primary and previous_primary.stripe_id != order[0]:
-        [event, *_] = _timeline(
+        _timeline(
             billing_info,
             BillingEvent.Kind.CARD_MADE_PRIMARY,
             "portal",
             payment_method=moved,
             order=order,
         )
-        # Keyed by the timeline entry: making A primary again later is a new request.
+        # Keyed by the page the click came from: a double click sends one write, and
+        # making a card primary again later, from a new page, is a new one.
         gateway.customer_default_payment_method_set(
             stripe_customer_id=billing_info.stripe_id,
             payment_method_id=order[0],
-            request_key=f"made-primary:{event.pk}",
+            request_key=f"made-primary:{request_key}:{order[0]}",
         )
     else:
         _timeline(
@@ -206,9 +214,7 @@ def _reorder(billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: st
 def payment_method_remove(*, card: PaymentMethod) -> None:
     """Detach the card at Stripe and forget it. The last card stays while a paid plan is on."""
     billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
-    if billing_info.payment_methods.count() == 1 and mirror.has_paid_subscription(
-        stripe_customer_id=billing_info.stripe_id
-    ):
+    if billing_info.payment_methods.count() == 1 and billing_info_has_live_plan(billing_info):
         raise CannotRemoveLastCard()
     gateway.payment_method_detach(payment_method_id=card.stripe_id)
     _payment_method_forget(card, source="portal")
@@ -236,7 +242,11 @@ def webhook_endpoint_ensure(*, base_url: str) -> tuple[WebhookEndpoint, str]:
         if remote is None:
             local.delete()  # gone at Stripe (an emulator reset, a dashboard deletion)
             continue
-        if remote["url"] == expected and remote["status"] == "enabled":
+        if (
+            remote["url"] == expected
+            and remote["status"] == "enabled"
+            and sorted(remote["enabled_events"]) == sorted(gateway.WEBHOOK_EVENTS)
+        ):
             return local, "unchanged"
         remote = gateway.webhook_endpoint_update(endpoint_id=local.id, url=expected)
         remote["secret"] = local.secret  # Stripe shows the secret only once
@@ -378,15 +388,17 @@ def plan_upgrade_start(
     current = CustomerPlan.objects.filter(customer=customer).first()
     if current and current.is_live:
         raise AlreadySubscribed()
-    price_id = mirror.price_id_for_plan(lookup_key=plan.lookup_key)
-    if price_id is None:
-        raise gateway.BillingError("This plan cannot be bought right now.")
+    price_id = _price_id(plan)
     billing_info = billing_info_ensure(customer=customer, email=email)
-    gateway.checkout_open_subscription_sessions_expire(stripe_customer_id=billing_info.stripe_id)
+    # Our projection may lag (a paid Checkout whose webhooks are late): ask Stripe too.
+    if gateway.customer_live_subscription_exists(
+        stripe_customer_id=billing_info.stripe_id, customer_id=customer.customer_id
+    ):
+        raise AlreadySubscribed()
     trial_end = None
     if plan.trial_allowed and customer.trial_ends_at - timezone.now() >= CHECKOUT_MIN_TRIAL:
         trial_end = int(customer.trial_ends_at.timestamp())
-    return gateway.checkout_subscription_session_create(
+    session_id, url = gateway.checkout_subscription_session_create(
         stripe_customer_id=billing_info.stripe_id,
         customer_id=customer.customer_id,
         plan_code=plan.code,
@@ -396,6 +408,12 @@ def plan_upgrade_start(
         cancel_url=cancel_url,
         request_key=request_key,
     )  # fmt: skip
+    # Only then expire the others: two tabs cannot both pay, and a double click (the same
+    # key, so the same session) keeps the session it was given.
+    gateway.checkout_open_subscription_sessions_expire(
+        stripe_customer_id=billing_info.stripe_id, keep=session_id
+    )
+    return url
 
 
 def plan_upgrade_complete(*, customer: Customer, session_id: str) -> list[Transition]:

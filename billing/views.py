@@ -12,11 +12,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.models import Membership
 from accounts.selectors import current_membership
 from licensing.models import CustomerPlan, Plan
 
@@ -44,8 +46,12 @@ def billing_required(view):
     return wrapper
 
 
+BILLING_ROLES = {Membership.Role.OWNER, Membership.Role.BILLING}
+
+
 def customer_required(view):
-    """Signed in, and a member of a customer account (set as request.customer)."""
+    """Signed in as the account's owner or billing contact (request.customer is set).
+    Plain members may see /billing/ but not manage cards, details or the plan."""
 
     @login_required
     @wraps(view)
@@ -53,6 +59,8 @@ def customer_required(view):
         membership = current_membership(user=request.user)
         if membership is None:
             raise Http404("No customer account")
+        if membership.role not in BILLING_ROLES:
+            raise PermissionDenied("Only the account's owner or billing contact manages billing.")
         request.customer = membership.customer
         return view(request, *args, **kwargs)
 
@@ -107,9 +115,7 @@ def payment_methods(request):
     cards = _cards(request.customer)
     billing_info = BillingInfo.objects.for_customer(request.customer)
     # Asked whatever the number of cards, so the page's queries stay the same.
-    paid_plan = billing_info is not None and mirror.has_paid_subscription(
-        stripe_customer_id=billing_info.stripe_id
-    )
+    paid_plan = billing_info is not None and services.billing_info_has_live_plan(billing_info)
     last_card_locked = paid_plan and len(cards) == 1
     return render(
         request,
@@ -176,7 +182,7 @@ def payment_method_cancelled(request):
 def payment_method_move(request, stripe_id: str, offset: int):
     card = _card_or_404(request, stripe_id)
     try:
-        services.payment_method_move(card=card, offset=offset)
+        services.payment_method_move(card=card, offset=offset, request_key=_attempt(request))
     except gateway.BillingError as error:
         return _billing_error(request, error)
     return redirect("billing:payment_methods")
@@ -188,7 +194,7 @@ def payment_method_move(request, stripe_id: str, offset: int):
 def payment_method_make_primary(request, stripe_id: str):
     card = _card_or_404(request, stripe_id)
     try:
-        services.payment_method_make_primary(card=card)
+        services.payment_method_make_primary(card=card, request_key=_attempt(request))
     except gateway.BillingError as error:
         return _billing_error(request, error)
     messages.success(request, "Primary card changed. It is charged first from now on.")

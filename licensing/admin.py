@@ -5,8 +5,8 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from .api.authentication import service_key_create
-from .licenses import license_email_send
 from .models import CustomerPlan, Feature, License, Plan, PlanFeature, ServiceAPIKey
+from .tasks import license_email_send
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -69,9 +69,15 @@ class LicenseAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Email the license again to the account's billing contacts")
     def resend(self, request, queryset):
-        for issued in queryset:
-            license_email_send(jti=str(issued.jti))
-        self.message_user(request, f"Sent {queryset.count()} license(s) again.")
+        current = queryset.filter(revoked_at__isnull=True)
+        for issued in current:
+            license_email_send.delay(jti=str(issued.jti))
+        skipped = queryset.count() - current.count()
+        self.message_user(
+            request,
+            f"Queued {current.count()} license(s) to be sent again"
+            + (f"; {skipped} revoked one(s) left out." if skipped else "."),
+        )
 
 
 @admin.register(ServiceAPIKey)

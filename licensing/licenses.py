@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Customer
 
-from .entitlements import customer_standing
+from .entitlements import TRIAL_PLAN_CODE, customer_standing
 from .models import License, PlanFeature, SigningKey
 from .verify import AUDIENCE
 
@@ -156,7 +156,7 @@ def entitlements_for(customer: Customer) -> Entitlements:
         paid = customer.plan
     except Customer.plan.RelatedObjectDoesNotExist:
         paid = None
-    if standing.plan_code == "trial" and standing.denial is None:
+    if standing.plan_code == TRIAL_PLAN_CODE and standing.denial is None:
         expires_at = customer.trial_ends_at
     elif paid is not None and standing.denial is None and paid.current_period_end:
         expires_at = paid.current_period_end + PAID_GRACE

@@ -289,3 +289,13 @@ def customer_start(*, email: str, password: str, company_name: str = "") -> Memb
         membership = customer_signup(email=email, password=password, company_name=company_name)
         license_refresh(customer=membership.customer)
     return membership
+
+
+def customer_trial_set(*, customer: Customer, trial_ends_at: datetime) -> None:
+    """Move the end of a customer's free trial (support extending it, say): the license
+    follows, and the reminder goes out again before the new end."""
+    with transaction.atomic():
+        customer.trial_ends_at = trial_ends_at
+        customer.trial_reminder_sent_at = None
+        customer.save(update_fields=["trial_ends_at", "trial_reminder_sent_at"])
+        license_refresh(customer=customer)

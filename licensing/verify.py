@@ -59,6 +59,13 @@ def license_verify(token: str, jwks: dict, *, issuer: str | None = None) -> dict
         raise LicenseInvalid(str(error)) from None
 
 
+def _is_file(argument: str) -> bool:
+    try:
+        return Path(argument).is_file()
+    except OSError:  # a token is too long to be a file name
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m licensing.verify", description=__doc__)
     parser.add_argument("license", help="the license token, or a file that holds it")
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     token = args.license.strip()
     try:
-        if token.count(".") != 2:  # not a JWT itself: a file holding one
+        if _is_file(token):
             token = Path(token).read_text().strip()
         jwks = jwks_load(args.jwks)
     except (OSError, ValueError) as error:

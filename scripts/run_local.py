@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import environ  # noqa: E402
+
 from accounts.demo import DEMO_EMAIL, DEMO_PASSWORD, SUPPORT_EMAIL  # noqa: E402
 
 PYTHON = sys.executable
@@ -92,6 +94,8 @@ def main() -> int:
     os.chdir(ROOT)
     processes: dict[str, subprocess.Popen] = {}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if (ROOT / ".env").is_file():  # the settings read it too; here it decides on the emulator
+        environ.Env.read_env(ROOT / ".env")
     use_emulator = "STRIPE_SECRET_KEY" not in os.environ
     try:
         if use_emulator:

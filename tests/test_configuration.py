@@ -14,7 +14,7 @@ PRODUCT_SETTINGS = {
 
 def documented() -> set[str]:
     text = (ROOT / ".env.example").read_text()
-    return set(re.findall(r"^([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    return set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
 
 
 def read_by_settings() -> set[str]:

@@ -52,10 +52,8 @@ def test_healthz_with_the_database_down_is_503_with_the_reason(client, db, monke
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
-    assert body["checks"]["database"] == {
-        "ok": False,
-        "error": "OperationalError: connection to server at 127.0.0.1 refused",
-    }
+    assert body["checks"]["database"] == {"ok": False, "error": "OperationalError"}
+    assert "127.0.0.1" not in response.content.decode()
     assert body["checks"]["broker"] == {"ok": True}
 
 
@@ -68,7 +66,7 @@ def test_healthz_with_the_broker_unreachable_is_503(client, db, monkeypatch):
     assert response.status_code == 503
     broker = response.json()["checks"]["broker"]
     assert broker["ok"] is False
-    assert "Error" in broker["error"]
+    assert broker["error"].endswith("Error")
 
 
 def test_unknown_url_is_our_404_page(client, db):

@@ -95,8 +95,11 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 
+# An empty value counts as unset, as for every URL setting below.
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+    "default": env.db_url_config(
+        env("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+    ),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Webhook processing holds a write transaction while the web server answers other
@@ -106,9 +109,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Keep connections between requests (opening one costs more than check-access itself).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -146,7 +149,7 @@ AXES_USERNAME_CALLABLE = "accounts.throttling.login_username"
 
 # --- Email ----------------------------------------------------------------------------------
 
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+vars().update(env.email_url_config(env("EMAIL_URL", default="") or "consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Billing Portal <billing@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -198,7 +201,7 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 
 # The default broker keeps its queue in files under the data dir, so `make run` has a real
 # worker and beat with no server installed. Production and docker-compose use Redis.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = DATA_DIR / "celery-queue"
     _queue_dir.mkdir(exist_ok=True)

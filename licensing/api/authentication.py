@@ -16,7 +16,9 @@ from licensing.models import ServiceAPIKey
 KEY_PREFIX = "bp_"
 # Identity tokens must be signed with one of these; never `none`, never HMAC (whose
 # "secret" an attacker could take from the public JWKS).
-IDENTITY_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
+IDENTITY_ALGORITHMS = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+]  # fmt: skip
 
 
 def key_hash(key: str) -> str:
@@ -106,6 +108,11 @@ def identity_token_user(token: str) -> User:
     if not email:
         raise exceptions.AuthenticationFailed(
             "The token has no `email` claim, so it names no user here.", "token_without_email"
+        )
+    if claims.get("email_verified") is not True:
+        # Where users sign up at the provider, an unverified email may be anybody's.
+        raise exceptions.AuthenticationFailed(
+            "The token's email is not verified by the identity provider.", "email_not_verified"
         )
     user = User.objects.filter(email__iexact=email, is_active=True).first()
     if user is None:

@@ -6,12 +6,6 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
-class APIError(exceptions.APIException):
-    def __init__(self, code: str, message: str, http_status: int = 400) -> None:
-        super().__init__(detail=message, code=code)
-        self.status_code = http_status
-
-
 def error_response(code: str, message: str, http_status: int, fields=None) -> Response:
     body = {"code": code, "message": message}
     if fields:

@@ -10,8 +10,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from billing.mirror import price_id_for_plan
 from billing.models import BillingEvent, PaymentMethod
-from billing.services import billing_info_ensure, payment_method_sync
+from billing.services import billing_info_ensure, catalog_push, payment_method_sync
+from licensing.catalog import catalog_read
 
 CARDS_URL = reverse("billing:payment_methods")
 
@@ -317,17 +319,19 @@ def test_support_sees_the_cards_and_timeline_in_the_admin(
 def test_the_last_card_stays_while_a_paid_plan_is_active(
     signed_in_client, membership, stripe_emulator, stripe_client
 ):
+    catalog_push(catalog=catalog_read())
     pm = add_card(signed_in_client, stripe_emulator)
     stripe_customer = membership.customer.billing.billing_info.stripe_id
-    product = stripe_client.v1.products.create({"name": "Pro"})
-    price = stripe_client.v1.prices.create(
-        {"product": product.id, "unit_amount": 4900, "currency": "eur",
-         "recurring": {"interval": "month"}}
-    )  # fmt: skip
+    # A plan still in its trial renews with this card too.
     subscription = stripe_client.v1.subscriptions.create(
-        {"customer": stripe_customer, "items": [{"price": price.id}]}
+        {
+            "customer": stripe_customer,
+            "items": [{"price": price_id_for_plan(lookup_key="pro_monthly")}],
+            "trial_period_days": 7,
+            "metadata": {"customer_id": membership.customer.customer_id},
+        }
     )
-    assert subscription.status == "active"
+    assert subscription.status == "trialing"
     stripe_emulator.deliver()
 
     page = signed_in_client.get(CARDS_URL).content.decode()
@@ -344,3 +348,26 @@ def test_the_last_card_stays_while_a_paid_plan_is_active(
     second = add_card(signed_in_client, stripe_emulator, "pm_card_mastercard")
     signed_in_client.post(reverse("billing:payment_method_remove", args=[pm]))
     assert card_order(membership.customer) == [second]
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "args"),
+    [
+        ("get", "billing:payment_methods", []),
+        ("post", "billing:payment_method_add", []),
+        ("post", "billing:payment_method_remove", ["pm_x"]),
+        ("get", "billing:details", []),
+        ("get", "billing:plans", []),
+        ("post", "billing:plan_cancel", []),
+    ],
+)
+def test_plain_members_cannot_manage_billing(client, membership, stripe_emulator, method, name,
+                                             args):  # fmt: skip
+    from tests.accounts.factories import MembershipFactory
+
+    member = MembershipFactory(customer=membership.customer, role="member")
+    client.force_login(member.user)
+    response = getattr(client, method)(reverse(name, args=args))
+    assert response.status_code == 403
+    assert "owner or billing contact" in response.content.decode()
+    assert client.get(reverse("billing:overview")).status_code == 200

@@ -357,3 +357,35 @@ def test_plans_page_lists_the_catalog_and_marks_the_current_plan(
     page = signed_in_client.get(PLANS_URL).content.decode()
     assert "Current plan" in page
     assert "You are on <strong>Pro</strong>" in page
+
+
+def test_a_double_click_on_choose_keeps_a_payable_checkout(
+    signed_in_client, membership, stripe_emulator, stripe_client, catalog
+):
+    end_trial(membership.customer)
+    page = signed_in_client.get(PLANS_URL)
+    data = {"attempt": page.context["attempt"]}
+    first = signed_in_client.post(reverse("billing:plan_upgrade", args=["starter"]), data)
+    second = signed_in_client.post(reverse("billing:plan_upgrade", args=["starter"]), data)
+
+    assert first.url == second.url
+    follow(signed_in_client, stripe_emulator.complete_checkout(second.url))
+    assert CustomerPlan.objects.get(customer=membership.customer).status == "active"
+
+
+def test_a_paid_subscription_our_records_miss_still_blocks_a_second(
+    signed_in_client, membership, stripe_emulator, stripe_client, catalog
+):
+    end_trial(membership.customer)
+    page = signed_in_client.get(PLANS_URL)
+    response = signed_in_client.post(
+        reverse("billing:plan_upgrade", args=["starter"]), {"attempt": page.context["attempt"]}
+    )
+    stripe_emulator.complete_checkout(response.url)  # tab closed: no return page, no webhooks
+
+    again = signed_in_client.post(
+        reverse("billing:plan_upgrade", args=["pro"]), {"attempt": "other"}, follow=True
+    )
+    assert "You already have a plan" in again.content.decode()
+    subscriptions = stripe_client.v1.subscriptions.list({"status": "all"}).data
+    assert len(subscriptions) == 1

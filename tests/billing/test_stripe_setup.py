@@ -96,3 +96,13 @@ def test_a_changed_amount_makes_a_new_price_and_moves_the_lookup_key(
     assert by_amount[4900].lookup_key is None and not by_amount[4900].active
     assert Plan.objects.get(code="pro").amount == 5900
     assert price_id_for_plan(lookup_key="pro_monthly") == by_amount[5900].id
+
+
+def test_new_events_reach_an_existing_endpoint(fresh_portal, stripe_client, settings):
+    stripe_setup()
+    [local] = WebhookEndpoint.objects.all()
+    stripe_client.v1.webhook_endpoints.update(local.id, {"enabled_events": ["invoice.paid"]})
+
+    assert "updated" in stripe_setup()
+    remote = stripe_client.v1.webhook_endpoints.retrieve(local.id)
+    assert "checkout.session.completed" in remote.enabled_events

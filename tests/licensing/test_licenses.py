@@ -202,3 +202,36 @@ def test_a_changed_limit_in_the_catalog_reissues_affected_licenses(
 
     assert licenses_refresh_all() == 2
     assert current(membership.customer).features["api_calls"]["limit"] == 2000
+
+
+def test_support_extending_the_trial_in_the_admin_reissues_the_license(
+    admin_client, membership, other_membership, catalog
+):
+    license_refresh(customer=membership.customer)
+    customer = membership.customer
+    customer.trial_reminder_sent_at = timezone.now()
+    customer.save()
+    new_end = (customer.trial_ends_at + timedelta(days=7)).replace(microsecond=0)
+    url = reverse("admin:accounts_customer_change", args=[customer.customer_id])
+    data = {
+        "name": customer.name,
+        "trial_ends_at_0": new_end.strftime("%Y-%m-%d"),
+        "trial_ends_at_1": new_end.strftime("%H:%M:%S"),
+    }
+    for formset in admin_client.get(url).context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        for field in management:
+            data[field.html_name] = field.value()
+        for inline_form in formset.formset.forms:
+            for field in inline_form:
+                value = field.value()
+                if value is not None:
+                    data[field.html_name] = value
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    customer.refresh_from_db()
+    assert customer.trial_ends_at == new_end
+    assert customer.trial_reminder_sent_at is None
+    assert current(customer).expires_at == new_end
+    assert License.objects.filter(customer=customer).count() == 2

@@ -138,8 +138,11 @@ class Emulator:
                 )
             except StripeError as error:
                 status, payload = error.status, error.envelope()
+                if status != 402:  # a refused request changes nothing; a decline is recorded
+                    self._undo(ctx)
             except Exception:  # noqa: BLE001 - an emulator bug answers like Stripe's api_error
                 traceback.print_exc()
+                self._undo(ctx)
                 status, payload = (
                     500,
                     {"error": {"type": "api_error", "message": "Emulator error."}},
@@ -158,6 +161,10 @@ class Emulator:
         if idempotency_key:
             headers_out["Idempotency-Key"] = idempotency_key
         return self._with_events(json_response(status, payload, headers_out), ctx.events)
+
+    def _undo(self, ctx: Context) -> None:
+        self.store.rollback()
+        ctx.events.clear()
 
     def _with_events(self, response: Response, events: list[Obj]) -> Response:
         if events:

@@ -42,6 +42,10 @@ def checkout_page(ctx: Context, method: str, path: str, body: str) -> Page:
         checkout_session_complete(ctx, session, _token(body))
     except CheckoutDeclined as declined:
         return _checkout_form(session, error=declined.message, status=402)
+    except StripeError as error:  # anything else Stripe would refuse: shown, nothing kept
+        ctx.store.rollback()
+        ctx.events.clear()
+        return _checkout_form(session, error=error.message, status=error.status)
     # Without a success_url, Stripe shows its own confirmation; here that is the page itself.
     target = (session["success_url"] or f"{ctx.base_url}/checkout/{session['id']}").replace(
         "{CHECKOUT_SESSION_ID}", session["id"]

@@ -28,6 +28,8 @@ class Store:
         self._seq: dict[str, int] = {}
         self._next_seq = 0
         self._dirty: set[str] = set()
+        # The last committed text of every object, so a failed request can be undone.
+        self._committed: dict[str, str] = {}
         self.idempotency: dict[str, Obj] = {}
         self._dirty_keys: set[str] = set()
         self._db: sqlite3.Connection | None = None
@@ -45,6 +47,7 @@ class Store:
     def _load(self, db: sqlite3.Connection) -> None:
         for object_id, seq, data in db.execute("select id, seq, data from objects order by seq"):
             obj = self._objects[object_id] = json.loads(data)
+            self._committed[object_id] = data
             self._by_type[obj["object"]][object_id] = None
             self._seq[object_id] = seq
             self._next_seq = max(self._next_seq, seq + 1)
@@ -95,20 +98,48 @@ class Store:
         self.idempotency[key] = record
         self._dirty_keys.add(key)
 
+    def rollback(self) -> None:
+        """Undo what the current request changed, so a request Stripe refuses changes
+        nothing. Handlers may change an object before they mark it, so every object is
+        compared with its committed text: slow, but only refused requests pay for it."""
+        changed = set(self._dirty) | {
+            object_id
+            for object_id, obj in self._objects.items()
+            if self._committed.get(object_id) != json.dumps(obj)
+        }
+        for object_id in changed:
+            committed = self._committed.get(object_id)
+            current = self._objects.get(object_id)
+            if current is not None:
+                self._by_type[current["object"]].pop(object_id, None)
+                self._objects.pop(object_id)
+            if committed is None:
+                self._seq.pop(object_id, None)
+                continue
+            obj = self._objects[object_id] = json.loads(committed)
+            self._by_type[obj["object"]][object_id] = None
+        self._dirty.clear()
+
     def commit(self) -> None:
+        for object_id in self._dirty:
+            obj = self._objects.get(object_id)
+            if obj is None:
+                self._committed.pop(object_id, None)
+            else:
+                self._committed[object_id] = json.dumps(obj)
         if self._db is None:
             self._dirty.clear()
             self._dirty_keys.clear()
             return
         with self._db_lock, self._db:
             for object_id in self._dirty:
-                obj = self._objects.get(object_id)
-                if obj is None:
+                data = self._committed.get(object_id)
+                if data is None:
                     self._db.execute("delete from objects where id = ?", (object_id,))
                 else:
                     self._db.execute(
                         "insert or replace into objects (id, seq, data) values (?, ?, ?)",
-                        (object_id, self._seq[object_id], json.dumps(obj)),
+                        (object_id, self._seq[object_id], data),
                     )
             for key in self._dirty_keys:
                 self._db.execute(
@@ -122,6 +153,7 @@ class Store:
         self._objects.clear()
         self._by_type.clear()
         self._seq.clear()
+        self._committed.clear()
         self.idempotency.clear()
         self._dirty.clear()
         self._dirty_keys.clear()

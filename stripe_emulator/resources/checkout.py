@@ -24,6 +24,9 @@ from .subscriptions import subscription_start
 
 SESSION = "checkout.session"
 
+# Stripe's rule for a trial that Checkout starts with `subscription_data.trial_end`.
+CHECKOUT_MIN_TRIAL_SECONDS = 48 * 3600
+
 
 class CheckoutDeclined(Exception):
     """The card was declined on the hosted page; the session stays open."""
@@ -61,7 +64,13 @@ def checkout_session_create(ctx: Context, params: dict[str, Any]) -> Obj:
     now = ctx.now(customer["test_clock"] if customer else None)
     session_id = f"cs_test_{random_token(58)}"
     subscription_data = params.get("subscription_data") or {}
-    trial = bool(subscription_data.get("trial_period_days") or subscription_data.get("trial_end"))
+    trial_end = subscription_data.get("trial_end")
+    if trial_end is not None and trial_end < now + CHECKOUT_MIN_TRIAL_SECONDS:
+        raise invalid_request(
+            "Checkout's trial_end has to be at least 48 hours in the future.",
+            param="subscription_data[trial_end]",
+        )
+    trial = bool(subscription_data.get("trial_period_days") or trial_end)
     session: Obj = {
         "id": session_id,
         "object": SESSION,

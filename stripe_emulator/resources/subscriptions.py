@@ -192,7 +192,15 @@ def subscription_start(ctx: Context, params: dict[str, Any]) -> Obj:
     return subscription
 
 
-def _cancel_at(ctx: Context, subscription: Obj, when: int | None) -> None:
+# With one billing period per subscription here, each of these named moments is its end.
+_PERIOD_END_NAMES = {"min_period_end", "max_period_end", "max_billed_until"}
+
+
+def _cancel_at(ctx: Context, subscription: Obj, when: int | str | None) -> None:
+    if when in _PERIOD_END_NAMES:
+        when = subscription_period(ctx.store, subscription)[1]
+    elif when is not None and when <= ctx.now(subscription["test_clock"]):
+        raise invalid_request("cancel_at must be in the future.", param="cancel_at")
     subscription["cancel_at"] = when
     subscription["cancel_at_period_end"] = (
         when is not None and when == subscription_period(ctx.store, subscription)[1]

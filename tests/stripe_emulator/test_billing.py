@@ -3,6 +3,7 @@ cancellation, trials and payment methods, driven in-process with stripe-python."
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -381,3 +382,81 @@ def test_vat_numbers_are_checked_like_stripe_does(in_process, kind, value, valid
         api.tax_ids.create(customer.id, {"type": kind, "value": value})
     assert (error.value.code, error.value.param) == ("tax_id_invalid", "value")
     assert error.value.user_message == f"Invalid value for {kind}."
+
+
+def _subscribed(in_process: InProcessHarness):
+    api = in_process.client.v1
+    customer = api.customers.create({"email": "sub@example.com"})
+    api.payment_methods.attach("pm_card_visa", {"customer": customer.id})
+    product = api.products.create({"name": "Pro"})
+    price = api.prices.create(
+        {"product": product.id, "unit_amount": 3000, "currency": "usd",
+         "recurring": {"interval": "month"}}
+    )  # fmt: skip
+    method = api.payment_methods.list({"customer": customer.id}).data[0]
+    subscription = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": price.id}],
+         "default_payment_method": method.id}
+    )  # fmt: skip
+    return api, customer, subscription
+
+
+def test_a_refused_request_changes_nothing_and_emits_nothing(in_process):
+    api, _customer, subscription = _subscribed(in_process)
+    in_process.settle()
+    delivered = len(in_process.raw_deliveries())
+    item = subscription["items"].data[0].id
+
+    with pytest.raises(stripe.InvalidRequestError):
+        api.subscriptions.update(
+            subscription.id,
+            {"description": "changed", "items": [{"id": item, "price": "price_missing"}]},
+        )
+
+    assert api.subscriptions.retrieve(subscription.id).description is None
+    in_process.settle()
+    assert len(in_process.raw_deliveries()) == delivered
+
+
+@pytest.mark.parametrize("name", ["min_period_end", "max_period_end", "max_billed_until"])
+def test_cancel_at_names_the_period_end(in_process, name):
+    api, _customer, subscription = _subscribed(in_process)
+    updated = api.subscriptions.update(subscription.id, {"cancel_at": name})
+    assert updated.cancel_at == subscription["items"].data[0].current_period_end
+    assert updated.cancel_at_period_end is True
+
+
+def test_cancel_at_in_the_past_is_refused(in_process):
+    api, _customer, subscription = _subscribed(in_process)
+    with pytest.raises(stripe.InvalidRequestError) as error:
+        api.subscriptions.update(subscription.id, {"cancel_at": 1_000_000})
+    assert error.value.param == "cancel_at"
+
+
+def test_checkout_trial_end_must_be_48_hours_ahead(in_process):
+    api, customer, subscription = _subscribed(in_process)
+    price = subscription["items"].data[0].price.id
+    with pytest.raises(stripe.InvalidRequestError) as error:
+        api.checkout.sessions.create(
+            {"mode": "subscription", "customer": customer.id,
+             "line_items": [{"price": price, "quantity": 1}], "success_url": "http://x/ok",
+             "subscription_data": {"trial_end": int(time.time()) + 3600}}
+        )  # fmt: skip
+    assert error.value.param == "subscription_data[trial_end]"
+
+
+def test_the_hosted_page_shows_any_refusal_and_keeps_nothing(in_process):
+    api, customer, subscription = _subscribed(in_process)
+    price = subscription["items"].data[0].price.id
+    session = api.checkout.sessions.create(
+        {"mode": "subscription", "customer": customer.id,
+         "line_items": [{"price": price, "quantity": 1}], "success_url": "http://x/ok"}
+    )  # fmt: skip
+    api.customers.delete(customer.id)
+    methods_before = len(in_process.emulator.store.select("payment_method"))
+
+    status, page = in_process.submit_checkout(session.url, "pm_card_mastercard")
+
+    assert status >= 400
+    assert "No such customer" in page
+    assert len(in_process.emulator.store.select("payment_method")) == methods_before

@@ -282,12 +282,29 @@ def invoice_finalize(ctx: Context, invoice: Obj) -> None:
     invoice["effective_at"] = now
     invoice["automatically_finalizes_at"] = None
     invoice["hosted_invoice_url"] = f"{ctx.base_url}/invoice/{invoice['id']}"
+    _balance_apply(ctx, invoice, customer)
     if invoice["collection_method"] == "charge_automatically" and invoice["amount_due"] > 0:
         invoice["next_payment_attempt"] = now
     ctx.store.touch(invoice)
     ctx.emit("invoice.finalized", invoice)
     if invoice["amount_due"] == 0:
         invoice_mark_paid(ctx, invoice, intent=None)
+
+
+def _balance_apply(ctx: Context, invoice: Obj, customer: Obj) -> None:
+    """The customer's balance meets the invoice as it is finalized: a credit (negative,
+    from a downgrade's prorations, say) lowers what is due, and what an invoice leaves over
+    (a negative total) becomes credit for the next one."""
+    starting = customer["balance"]
+    net = invoice["total"] + starting
+    invoice["starting_balance"] = starting
+    invoice["ending_balance"] = min(net, 0)
+    invoice["amount_due"] = max(net, 0)
+    invoice["amount_remaining"] = invoice["amount_due"] - invoice["amount_paid"]
+    if invoice["ending_balance"] != starting:
+        customer["balance"] = invoice["ending_balance"]
+        ctx.store.touch(customer)
+        ctx.emit("customer.updated", customer, previous={"balance": starting})
 
 
 def _payment_method_for(ctx: Context, invoice: Obj, explicit: str | None) -> Obj | None:

@@ -460,3 +460,39 @@ def test_the_hosted_page_shows_any_refusal_and_keeps_nothing(in_process):
     assert status >= 400
     assert "No such customer" in page
     assert len(in_process.emulator.store.select("payment_method")) == methods_before
+
+
+def test_a_downgrade_credit_lowers_the_next_invoice(in_process):
+    api = in_process.client.v1
+    clock = api.test_helpers.test_clocks.create({"frozen_time": 1_800_000_000})
+    customer = api.customers.create({"email": "credit@example.com", "test_clock": clock.id})
+    method = api.payment_methods.attach("pm_card_visa", {"customer": customer.id})
+    product = api.products.create({"name": "Plan"})
+    high, low = (
+        api.prices.create({"product": product.id, "unit_amount": amount, "currency": "usd",
+                           "recurring": {"interval": "month"}})
+        for amount in (3000, 1000)
+    )  # fmt: skip
+    subscription = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": high.id}],
+         "default_payment_method": method.id}
+    )  # fmt: skip
+    item = subscription["items"].data[0]
+    midway = (item.current_period_start + item.current_period_end) // 2
+    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": midway})
+
+    api.subscriptions.update(
+        subscription.id,
+        {"items": [{"id": item.id, "price": low.id}], "proration_behavior": "always_invoice"},
+    )
+    downgrade = api.invoices.list({"subscription": subscription.id}).data[0]
+    assert downgrade.total < 0
+    assert (downgrade.amount_due, downgrade.ending_balance) == (0, downgrade.total)
+    assert api.customers.retrieve(customer.id).balance == downgrade.total
+
+    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": item.current_period_end + 7200})
+    renewal = api.invoices.list({"subscription": subscription.id}).data[0]
+    assert renewal.billing_reason == "subscription_cycle"
+    assert renewal.starting_balance == downgrade.total
+    assert renewal.amount_due == 1000 + downgrade.total
+    assert api.customers.retrieve(customer.id).balance == 0

@@ -307,7 +307,9 @@ def subscription_list(ctx: Context, params: dict[str, Any]) -> Obj:
     def matches(subscription: Obj) -> bool:
         if status is None and subscription["status"] in ENDED:
             return False
-        if status not in (None, "all") and subscription["status"] != status:
+        if status == "ended" and subscription["status"] not in ENDED:
+            return False
+        if status not in (None, "all", "ended") and subscription["status"] != status:
             return False
         if price and price not in {
             item["price"] for item in subscription_items(ctx.store, subscription)

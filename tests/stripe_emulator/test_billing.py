@@ -496,3 +496,11 @@ def test_a_downgrade_credit_lowers_the_next_invoice(in_process):
     assert renewal.starting_balance == downgrade.total
     assert renewal.amount_due == 1000 + downgrade.total
     assert api.customers.retrieve(customer.id).balance == 0
+
+
+def test_listing_ended_subscriptions(in_process):
+    api, _customer, subscription = _subscribed(in_process)
+    assert api.subscriptions.list({"status": "ended"}).data == []
+    api.subscriptions.cancel(subscription.id)
+    assert [s.id for s in api.subscriptions.list({"status": "ended"}).data] == [subscription.id]
+    assert api.subscriptions.list().data == []

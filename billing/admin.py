@@ -5,20 +5,10 @@ from django.contrib import admin
 
 from accounts.admin import CustomerAdmin as AccountsCustomerAdmin
 from accounts.models import Customer
+from licensing.admin import ReadOnlyAdminMixin
 from licensing.services import customer_trial_set
 
 from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class BillingEventInline(ReadOnlyAdminMixin, admin.TabularInline):

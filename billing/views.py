@@ -375,25 +375,20 @@ def plan_change(request, code: str):
     )
 
 
-@require_POST
-@billing_required
-@customer_required
-def plan_cancel(request):
-    try:
-        services.plan_cancel_at_period_end(customer=request.customer, cancel=True)
-    except gateway.BillingError as error:
-        return _plans_error(request, error)
-    messages.success(request, "Your plan will end at the close of the period you paid for.")
-    return redirect("billing:plans")
+CANCEL_MESSAGES = {
+    True: "Your plan will end at the close of the period you paid for.",
+    False: "Your plan continues: it will renew as before.",
+}
 
 
 @require_POST
 @billing_required
 @customer_required
-def plan_resume(request):
+def plan_cancel_at_period_end(request, cancel: bool):
+    """Cancel at the end of the paid period (plan/cancel/), or resume before (plan/resume/)."""
     try:
-        services.plan_cancel_at_period_end(customer=request.customer, cancel=False)
+        services.plan_cancel_at_period_end(customer=request.customer, cancel=cancel)
     except gateway.BillingError as error:
         return _plans_error(request, error)
-    messages.success(request, "Your plan continues: it will renew as before.")
+    messages.success(request, CANCEL_MESSAGES[cancel])
     return redirect("billing:plans")

@@ -9,7 +9,9 @@ from .models import CustomerPlan, Feature, License, Plan, PlanFeature, ServiceAP
 from .tasks import license_email_send
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdminMixin:
+    """For ledgers and mirrors of other sources: shown, never edited here."""
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -18,6 +20,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass
 
 
 class PlanFeatureInline(admin.TabularInline):

@@ -1,6 +1,8 @@
 """Fixtures shared by the whole suite. Every test that reads customer data gets two
 customers (`membership` and `other_membership`), so a missing filter shows up."""
 
+import os
+
 import pytest
 
 from tests.accounts.factories import PASSWORD, MembershipFactory
@@ -45,3 +47,10 @@ def _fresh_limits_cache():
     limits_cache_clear()
     yield
     limits_cache_clear()
+
+
+def pytest_report_header(config):
+    from billing_portal.testing.clock import START_VARIABLE
+
+    moment = os.environ.get(START_VARIABLE)
+    return f"clock: the session starts at {moment} ({START_VARIABLE})" if moment else None

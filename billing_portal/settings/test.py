@@ -11,7 +11,12 @@ from pathlib import Path
 # Tests keep their files (the embedded broker's queue, generated keys) out of the real data dir.
 os.environ.setdefault("DATA_DIR", str(Path(tempfile.gettempdir()) / "billing-portal-tests"))
 
-from .base import *  # noqa: F403
+from billing_portal.testing.clock import clock_shift_from_environment
+
+# TEST_CLOCK_START moves the whole session's clock (and its child processes') to a moment.
+TEST_CLOCK_OFFSET = clock_shift_from_environment()
+
+from .base import *  # noqa: F403, E402
 
 SECRET_KEY = "test-only-secret-key-not-for-any-deployment"  # noqa: S105 - tests only
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

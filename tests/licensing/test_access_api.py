@@ -4,12 +4,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from licensing.models import CustomerPlan, Plan, UsageEvent
+from tests.accounts.factories import MembershipFactory
 
 CHECK = reverse("api_check_access")
 USAGE = reverse("api_usage")
@@ -88,8 +90,24 @@ def test_trial_customer_may_use_a_trial_feature(api, trial_customer):
     assert body["usage"]["used"] == 0
     assert body["usage"]["limit"] == 1000
     assert body["usage"]["remaining"] == 1000
-    assert body["usage"]["resets_at"].startswith(str(timezone.now().year))
     assert body["soft_limit"] == {"limit": 800, "exceeded": False}
+
+
+@pytest.mark.parametrize(
+    ("moment", "resets_at"),
+    [
+        ("2026-05-14T12:00:00+00:00", "2026-06-01T00:00:00Z"),
+        ("2026-12-31T23:59:59+00:00", "2027-01-01T00:00:00Z"),
+        ("2028-02-29T08:00:00+00:00", "2028-03-01T00:00:00Z"),
+        # 00:30 on 1 March in Paris is still February in UTC, where periods are counted.
+        ("2028-03-01T00:30:00+01:00", "2028-03-01T00:00:00Z"),
+    ],
+)
+def test_a_trial_monthly_limit_resets_at_the_next_utc_month(api, catalog, moment, resets_at):
+    with time_machine.travel(moment, tick=False):
+        customer = MembershipFactory().customer
+        body = check(api, customer.customer_id, "api_calls").json()
+    assert (body["has_access"], body["usage"]["resets_at"]) == (True, resets_at)
 
 
 def test_unknown_customer(api, trial_customer):

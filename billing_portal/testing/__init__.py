@@ -1,0 +1,1 @@
+"""Helpers that only the test suite uses (never imported by the running portal)."""

@@ -150,6 +150,13 @@ def customer_find_by_customer_id(*, customer_id: str) -> str | None:
 
 
 @translate_errors
+def customer_ids_all() -> set[str]:
+    """The ids of every customer of the Stripe account, a hundred a request."""
+    listed = client().v1.customers.list({"limit": 100})
+    return {customer.id for customer in listed.auto_paging_iter()}
+
+
+@translate_errors
 def customer_create(*, customer_id: str, email: str, name: str = "") -> str:
     params: dict[str, Any] = {"email": email, "metadata": {"customer_id": customer_id}}
     if name:
@@ -479,6 +486,13 @@ def checkout_session_subscription(*, session_id: str) -> tuple[str, str | None]:
     """(customer, subscription) of a Checkout Session; the subscription once it exists."""
     session = client().v1.checkout.sessions.retrieve(session_id)
     return session.customer, session.subscription
+
+
+@translate_errors
+def subscription_ids_all() -> set[str]:
+    """The ids of every subscription of the Stripe account, ended ones included."""
+    listed = client().v1.subscriptions.list({"status": "all", "limit": 100})
+    return {subscription.id for subscription in listed.auto_paging_iter()}
 
 
 @translate_errors

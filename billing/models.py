@@ -86,6 +86,8 @@ class BillingEvent(models.Model):
         CANCELLATION_SCHEDULED = "cancellation_scheduled", "Plan set to end at period end"
         CANCELLATION_WITHDRAWN = "cancellation_withdrawn", "Plan resumed"
         SUBSCRIPTION_ENDED = "subscription_ended", "Plan ended"
+        STRIPE_CUSTOMER_GONE = "stripe_customer_gone", "Billing account not found at Stripe"
+        SUBSCRIPTION_GONE = "subscription_gone", "Plan not found at Stripe"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="billing_events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

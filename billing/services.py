@@ -263,6 +263,7 @@ def catalog_push(*, catalog: Catalog) -> list[str]:
     key), then load the catalog into our tables. Idempotent: a second run creates nothing.
     A changed amount makes a new price and moves the lookup key to it."""
     report = []
+    price_ids = {}
     for plan in catalog.plans:
         if not plan.is_sold:
             continue
@@ -289,11 +290,12 @@ def catalog_push(*, catalog: Catalog) -> list[str]:
         )
         for changed_price in changed:
             mirror.price_mirror(changed_price)
+        price_ids[plan.code] = changed[0]["id"]
         report.append(
             f"{plan.code}: product {plan.product_id} {outcome}, price {changed[0]['id']} "
             f"{'unchanged' if unchanged else 'created'}"
         )
-    catalog_load(catalog=catalog)
+    catalog_load(catalog=catalog, price_ids=price_ids)
     return report
 
 
@@ -476,8 +478,10 @@ def plan_change_preview(*, customer: Customer, plan: Plan) -> PlanChangePreview:
 
 
 def _price_id(plan: Plan) -> str:
-    price_id = mirror.price_id_for_plan(lookup_key=plan.lookup_key)
-    if price_id is None:
+    # The id recorded by the last push, never "a mirrored price with that lookup key": after
+    # a Stripe reset or a change of account, the mirror still holds the old account's prices.
+    price_id = plan.stripe_price_id
+    if not price_id:
         raise gateway.BillingError("This plan cannot be bought right now.")
     return price_id
 

@@ -34,6 +34,12 @@ class Plan(models.Model):
     lookup_key = models.CharField(
         max_length=200, blank=True, help_text="Finds the plan's current price at Stripe."
     )
+    stripe_price_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The Stripe price (price_…) that stripe_setup last pushed for this plan; "
+        "upgrades and plan changes use it. Empty: not pushed to Stripe yet.",
+    )
     trial_allowed = models.BooleanField(
         default=False, help_text="Upgrading during the free trial keeps the remaining days."
     )

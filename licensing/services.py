@@ -19,9 +19,12 @@ from .models import CustomerPlan, Feature, Plan, PlanFeature, UsageEvent, UsageT
 
 
 @transaction.atomic
-def catalog_load(*, catalog: Catalog) -> None:
+def catalog_load(*, catalog: Catalog, price_ids: dict[str, str] | None = None) -> None:
     """Make the Plan, Feature and PlanFeature tables say what the catalog says. Plans and
-    features gone from it are kept, inactive: customers and licenses may still name them."""
+    features gone from it are kept, inactive: customers and licenses may still name them.
+    `price_ids` (plan code → Stripe price id) records what a push to Stripe made current;
+    plans it does not name keep the price they had."""
+    price_ids = price_ids or {}
     features = {}
     for spec in catalog.features:
         features[spec.key], _ = Feature.objects.update_or_create(
@@ -42,6 +45,7 @@ def catalog_load(*, catalog: Catalog) -> None:
                 "trial_allowed": spec.trial_allowed,
                 "is_active": True,
                 "position": position,
+                **({"stripe_price_id": price_ids[spec.code]} if spec.code in price_ids else {}),
             },
         )
         codes.append(spec.code)

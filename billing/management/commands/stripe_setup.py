@@ -1,11 +1,13 @@
 """`manage.py stripe_setup`: push the plan catalog to Stripe (or the emulator), load it into
-our tables, and register this portal's webhook endpoint for PORTAL_BASE_URL. Safe to run
-any number of times. Without a Stripe key it only loads the catalog locally."""
+our tables, register this portal's webhook endpoint for PORTAL_BASE_URL, and drop links to
+Stripe customers and subscriptions the Stripe account does not have. Safe to run any number
+of times. Without a Stripe key it only loads the catalog locally."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from billing import gateway, services
+from billing.links import stripe_links_repair
 from licensing.catalog import catalog_read
 from licensing.licenses import licenses_refresh_all
 from licensing.services import catalog_load
@@ -25,9 +27,12 @@ class Command(BaseCommand):
             for line in services.catalog_push(catalog=catalog):
                 self.stdout.write(line)
             endpoint, outcome = services.webhook_endpoint_ensure(base_url=settings.PORTAL_BASE_URL)
+            repairs = stripe_links_repair()
         except gateway.BillingError as error:
             raise CommandError(f"Stripe refused the setup: {error.user_message}") from error
         self.stdout.write(f"Webhook endpoint {endpoint.id} {outcome}: {endpoint.url}")
+        for line in repairs:
+            self.stdout.write(line)
         self._refresh_licenses()
 
     def _refresh_licenses(self) -> None:

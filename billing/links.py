@@ -1,0 +1,62 @@
+"""Our references to Stripe checked against the Stripe account the portal points at now.
+After an emulator reset, or a change of Stripe account, they name customers and
+subscriptions that do not exist there, and every billing action would fail on them:
+`stripe_setup` drops those links, so the next billing action starts afresh."""
+
+from django.db import transaction
+
+from billing import gateway
+from billing.models import BillingEvent, BillingInfo, CustomerBilling
+from licensing.models import CustomerPlan
+
+
+def stripe_links_repair() -> list[str]:
+    """Forget Stripe customers and subscriptions that Stripe does not have; a line per repair.
+    Stripe is asked first (two listings, a hundred objects a request), outside any
+    transaction; each repair is then one short transaction of its own."""
+    customers = gateway.customer_ids_all()
+    subscriptions = gateway.subscription_ids_all()
+    report = []
+    for pk, stripe_id in BillingInfo.objects.values_list("pk", "stripe_id"):
+        if stripe_id not in customers:
+            _billing_info_forget(pk=pk, stripe_id=stripe_id)
+            report.append(f"Stripe customer {stripe_id} not found: link removed")
+    live = CustomerPlan.objects.filter(
+        status__in=[
+            CustomerPlan.Status.TRIALING,
+            CustomerPlan.Status.ACTIVE,
+            CustomerPlan.Status.PAST_DUE,
+        ]
+    ).exclude(subscription_id="")
+    for plan in live.only("pk", "customer_id", "subscription_id"):
+        if plan.subscription_id not in subscriptions:
+            _customer_plan_end(plan=plan)
+            report.append(f"Subscription {plan.subscription_id} not found: plan ended")
+    return report
+
+
+@transaction.atomic
+def _billing_info_forget(*, pk: int, stripe_id: str) -> None:
+    links = CustomerBilling.objects.filter(billing_info_id=pk)
+    for customer_id in links.values_list("customer_id", flat=True):
+        BillingEvent.objects.create(
+            customer_id=customer_id,
+            kind=BillingEvent.Kind.STRIPE_CUSTOMER_GONE,
+            source="system",
+            data={"stripe_customer": stripe_id},
+        )
+    links.delete()
+    BillingInfo.objects.filter(pk=pk).delete()  # its cards go with it
+
+
+@transaction.atomic
+def _customer_plan_end(*, plan: CustomerPlan) -> None:
+    CustomerPlan.objects.filter(pk=plan.pk).update(
+        status=CustomerPlan.Status.CANCELED, cancel_at_period_end=False
+    )
+    BillingEvent.objects.create(
+        customer_id=plan.customer_id,
+        kind=BillingEvent.Kind.SUBSCRIPTION_GONE,
+        source="system",
+        data={"subscription": plan.subscription_id},
+    )

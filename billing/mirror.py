@@ -33,15 +33,6 @@ def price_mirror(stripe_price: dict) -> None:
     djstripe_models.Price.sync_from_stripe_data(stripe_price)
 
 
-def price_id_for_plan(*, lookup_key: str) -> str | None:
-    """The current price of a plan, from the mirror that stripe_setup fills."""
-    return (
-        djstripe_models.Price.objects.filter(lookup_key=lookup_key, active=True)
-        .values_list("id", flat=True)
-        .first()
-    )
-
-
 def cards_for_display(cards: list[PaymentMethod]) -> list[CardView]:
     """Our cards in order, with brand, last 4 and expiry from the mirror: two queries,
     however many cards."""

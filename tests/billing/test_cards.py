@@ -10,10 +10,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from billing.mirror import price_id_for_plan
 from billing.models import BillingEvent, PaymentMethod
 from billing.services import billing_info_ensure, catalog_push, payment_method_sync
 from licensing.catalog import catalog_read
+from licensing.models import Plan
 
 CARDS_URL = reverse("billing:payment_methods")
 
@@ -326,7 +326,7 @@ def test_the_last_card_stays_while_a_paid_plan_is_active(
     subscription = stripe_client.v1.subscriptions.create(
         {
             "customer": stripe_customer,
-            "items": [{"price": price_id_for_plan(lookup_key="pro_monthly")}],
+            "items": [{"price": Plan.objects.get(code="pro").stripe_price_id}],
             "trial_period_days": 7,
             "metadata": {"customer_id": membership.customer.customer_id},
         }

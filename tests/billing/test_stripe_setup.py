@@ -5,7 +5,6 @@ import pytest
 from django.core.management import call_command
 from djstripe.models import WebhookEndpoint
 
-from billing.mirror import price_id_for_plan
 from billing.services import catalog_push
 from licensing.catalog import catalog_read
 from licensing.models import Plan
@@ -95,7 +94,7 @@ def test_a_changed_amount_makes_a_new_price_and_moves_the_lookup_key(
     assert by_amount[5900].lookup_key == "pro_monthly" and by_amount[5900].active
     assert by_amount[4900].lookup_key is None and not by_amount[4900].active
     assert Plan.objects.get(code="pro").amount == 5900
-    assert price_id_for_plan(lookup_key="pro_monthly") == by_amount[5900].id
+    assert Plan.objects.get(code="pro").stripe_price_id == by_amount[5900].id
 
 
 def test_new_events_reach_an_existing_endpoint(fresh_portal, stripe_client, settings):

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from djstripe.models import WebhookEndpoint
 
 from billing.mirror import price_id_for_plan
-from billing.services import catalog_push
+from billing.setup import catalog_push
 from licensing.catalog import catalog_read
 from licensing.models import Plan
 

@@ -5,7 +5,7 @@ any number of times. Without a Stripe key it only loads the catalog locally."""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import gateway, services
+from billing import errors, setup
 from licensing.catalog import catalog_read
 from licensing.licenses import licenses_refresh_all
 from licensing.services import catalog_load
@@ -22,10 +22,10 @@ class Command(BaseCommand):
             self._refresh_licenses()
             return
         try:
-            for line in services.catalog_push(catalog=catalog):
+            for line in setup.catalog_push(catalog=catalog):
                 self.stdout.write(line)
-            endpoint, outcome = services.webhook_endpoint_ensure(base_url=settings.PORTAL_BASE_URL)
-        except gateway.BillingError as error:
+            endpoint, outcome = setup.webhook_endpoint_ensure(base_url=settings.PORTAL_BASE_URL)
+        except errors.BillingError as error:
             raise CommandError(f"Stripe refused the setup: {error.user_message}") from error
         self.stdout.write(f"Webhook endpoint {endpoint.id} {outcome}: {endpoint.url}")
         self._refresh_licenses()

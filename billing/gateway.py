@@ -16,6 +16,8 @@ from typing import Any, ParamSpec, TypeVar
 import stripe
 from django.conf import settings
 
+from .errors import BillingError, BillingNotEnabled, GatewayUnavailable, PaymentDeclined
+
 logger = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 15
@@ -23,43 +25,6 @@ NETWORK_RETRIES = 2
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class BillingError(Exception):
-    """A Stripe request failed; `user_message` may be shown to the customer as it is."""
-
-    default_message = "Billing could not complete this request. Please try again."
-
-    def __init__(
-        self, user_message: str | None = None, *, code: str | None = None, param: str | None = None
-    ) -> None:
-        self.user_message = user_message or self.default_message
-        self.code = code
-        self.param = param
-        super().__init__(self.user_message)
-
-
-class PaymentDeclined(BillingError):
-    default_message = "The card was declined."
-
-    def __init__(
-        self, user_message: str | None = None, *, decline_code: str | None = None, **kwargs: Any
-    ) -> None:
-        self.decline_code = decline_code
-        super().__init__(user_message, **kwargs)
-
-
-class GatewayUnavailable(BillingError):
-    """Stripe did not answer, or answered 429/5xx: safe to retry with the same key."""
-
-    default_message = (
-        "Our payment provider is not responding right now. Nothing was changed; "
-        "please try again in a minute."
-    )
-
-
-class BillingNotEnabled(BillingError):
-    default_message = "Billing is not enabled on this portal."
 
 
 def translate_errors(function: Callable[P, R]) -> Callable[P, R]:

@@ -22,7 +22,8 @@ from accounts.models import Membership
 from accounts.selectors import current_membership
 from licensing.models import CustomerPlan, Plan
 
-from . import gateway, mirror, services
+from . import cards, errors, gateway, mirror
+from . import plans as plan_services  # the module; `plans` is the page below
 from .forms import BillingDetailsForm
 from .models import BillingEvent, BillingInfo, PaymentMethod
 
@@ -90,7 +91,7 @@ def _attempt(request) -> str:
         return uuid.uuid4().hex
 
 
-def _billing_error(request, error: gateway.BillingError):
+def _billing_error(request, error: errors.BillingError):
     messages.error(request, error.user_message)
     return redirect("billing:payment_methods")
 
@@ -112,15 +113,15 @@ def overview(request):
 @billing_required
 @customer_required
 def payment_methods(request):
-    cards = _cards(request.customer)
+    shown = _cards(request.customer)
     billing_info = BillingInfo.objects.for_customer(request.customer)
     # Asked whatever the number of cards, so the page's queries stay the same.
-    paid_plan = billing_info is not None and services.billing_info_has_live_plan(billing_info)
-    last_card_locked = paid_plan and len(cards) == 1
+    paid_plan = billing_info is not None and cards.billing_info_has_live_plan(billing_info)
+    last_card_locked = paid_plan and len(shown) == 1
     return render(
         request,
         "billing/payment_methods.html",
-        {"cards": cards, "last_card_locked": last_card_locked, "attempt": uuid.uuid4().hex},
+        {"cards": shown, "last_card_locked": last_card_locked, "attempt": uuid.uuid4().hex},
     )
 
 
@@ -130,7 +131,7 @@ def payment_methods(request):
 def payment_method_add(request):
     """Send the customer to Stripe's hosted Checkout (setup mode) to enter a card."""
     try:
-        billing_info = services.billing_info_ensure(
+        billing_info = cards.billing_info_ensure(
             customer=request.customer, email=request.user.email
         )
         _session_id, url = gateway.checkout_setup_session_create(
@@ -142,7 +143,7 @@ def payment_method_add(request):
             cancel_url=settings.PORTAL_BASE_URL + reverse("billing:payment_method_cancelled"),
             request_key=_attempt(request),
         )
-    except gateway.BillingError as error:
+    except errors.BillingError as error:
         return _billing_error(request, error)
     return redirect(url)
 
@@ -157,10 +158,10 @@ def payment_method_added(request):
     if not session_id.startswith("cs_") or billing_info is None:
         raise Http404("No such session")
     try:
-        card = services.checkout_setup_complete(session_id=session_id, billing_info=billing_info)
+        card = cards.checkout_setup_complete(session_id=session_id, billing_info=billing_info)
     except LookupError:
         raise Http404("No such session") from None
-    except gateway.BillingError as error:
+    except errors.BillingError as error:
         return _billing_error(request, error)
     if card is None:
         messages.info(request, "The card is still being confirmed; it will appear shortly.")
@@ -182,8 +183,8 @@ def payment_method_cancelled(request):
 def payment_method_move(request, stripe_id: str, offset: int):
     card = _card_or_404(request, stripe_id)
     try:
-        services.payment_method_move(card=card, offset=offset, request_key=_attempt(request))
-    except gateway.BillingError as error:
+        cards.payment_method_move(card=card, offset=offset, request_key=_attempt(request))
+    except errors.BillingError as error:
         return _billing_error(request, error)
     return redirect("billing:payment_methods")
 
@@ -194,8 +195,8 @@ def payment_method_move(request, stripe_id: str, offset: int):
 def payment_method_make_primary(request, stripe_id: str):
     card = _card_or_404(request, stripe_id)
     try:
-        services.payment_method_make_primary(card=card, request_key=_attempt(request))
-    except gateway.BillingError as error:
+        cards.payment_method_make_primary(card=card, request_key=_attempt(request))
+    except errors.BillingError as error:
         return _billing_error(request, error)
     messages.success(request, "Primary card changed. It is charged first from now on.")
     return redirect("billing:payment_methods")
@@ -207,8 +208,8 @@ def payment_method_make_primary(request, stripe_id: str):
 def payment_method_remove(request, stripe_id: str):
     card = _card_or_404(request, stripe_id)
     try:
-        services.payment_method_remove(card=card)
-    except gateway.BillingError as error:
+        cards.payment_method_remove(card=card)
+    except errors.BillingError as error:
         return _billing_error(request, error)
     messages.success(request, "The card was removed.")
     return redirect("billing:payment_methods")
@@ -223,15 +224,15 @@ def billing_details(request):
         form = BillingDetailsForm(request.POST)
         if form.is_valid():
             try:
-                services.billing_details_update(
+                cards.billing_details_update(
                     customer=request.customer,
                     email=request.user.email,
                     details=form.details(),
                     request_key=form.cleaned_data["attempt"],
                 )
-            except gateway.GatewayUnavailable as error:
+            except errors.GatewayUnavailable as error:
                 form.add_error(None, error.user_message)
-            except gateway.BillingError as error:
+            except errors.BillingError as error:
                 form.add_stripe_error(error.param, error.user_message)
             else:
                 messages.success(request, "Billing details saved.")
@@ -243,7 +244,7 @@ def billing_details(request):
                 details = gateway.customer_billing_details(
                     stripe_customer_id=billing_info.stripe_id
                 )
-            except gateway.BillingError as error:
+            except errors.BillingError as error:
                 messages.error(request, error.user_message)
                 return redirect("billing:overview")
             initial = dataclasses.asdict(details)
@@ -264,9 +265,9 @@ def _sold_plan_or_404(code: str) -> Plan:
     return get_object_or_404(Plan, code=code, is_active=True, amount__isnull=False)
 
 
-def _plans_error(request, error: gateway.BillingError):
+def _plans_error(request, error: errors.BillingError):
     messages.error(request, error.user_message)
-    if isinstance(error, services.CardNeeded):
+    if isinstance(error, errors.CardNeeded):
         return redirect("billing:payment_methods")
     return redirect("billing:plans")
 
@@ -295,7 +296,7 @@ def plans(request):
 def plan_upgrade(request, code: str):
     plan = _sold_plan_or_404(code)
     try:
-        url = services.plan_upgrade_start(
+        url = plan_services.plan_upgrade_start(
             customer=request.customer,
             email=request.user.email,
             plan=plan,
@@ -305,7 +306,7 @@ def plan_upgrade(request, code: str):
             cancel_url=settings.PORTAL_BASE_URL + reverse("billing:plans"),
             request_key=f"{plan.code}:{_attempt(request)}",
         )
-    except gateway.BillingError as error:
+    except errors.BillingError as error:
         return _plans_error(request, error)
     return redirect(url)
 
@@ -317,10 +318,10 @@ def plan_activated(request):
     if not session_id.startswith("cs_"):
         raise Http404("No such session")
     try:
-        services.plan_upgrade_complete(customer=request.customer, session_id=session_id)
+        plan_services.plan_upgrade_complete(customer=request.customer, session_id=session_id)
     except LookupError:
         raise Http404("No such session") from None
-    except gateway.BillingError as error:
+    except errors.BillingError as error:
         return _plans_error(request, error)
     current = CustomerPlan.objects.select_related("plan").filter(customer=request.customer)
     current = current.first()
@@ -348,20 +349,20 @@ def plan_change(request, code: str):
             proration_date = signing.loads(
                 request.POST.get("proration", ""), salt=PRORATION_SALT, max_age=3600
             )
-            services.plan_change(
+            plan_services.plan_change(
                 customer=request.customer, plan=plan, proration_date=proration_date
             )
         except signing.BadSignature:
             messages.error(request, "That preview has expired; please check the new price again.")
             return redirect("billing:plan_change", code=plan.code)
-        except gateway.BillingError as error:
+        except errors.BillingError as error:
             return _plans_error(request, error)
         messages.success(request, f"You are now on {plan.name}.")
         return redirect("billing:plans")
 
     try:
-        preview = services.plan_change_preview(customer=request.customer, plan=plan)
-    except gateway.BillingError as error:
+        preview = plan_services.plan_change_preview(customer=request.customer, plan=plan)
+    except errors.BillingError as error:
         return _plans_error(request, error)
     return render(
         request,
@@ -387,8 +388,8 @@ CANCEL_MESSAGES = {
 def plan_cancel_at_period_end(request, cancel: bool):
     """Cancel at the end of the paid period (plan/cancel/), or resume before (plan/resume/)."""
     try:
-        services.plan_cancel_at_period_end(customer=request.customer, cancel=cancel)
-    except gateway.BillingError as error:
+        plan_services.plan_cancel_at_period_end(customer=request.customer, cancel=cancel)
+    except errors.BillingError as error:
         return _plans_error(request, error)
     messages.success(request, CANCEL_MESSAGES[cancel])
     return redirect("billing:plans")

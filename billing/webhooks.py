@@ -4,28 +4,28 @@ state, so duplicates and any order of arrival converge."""
 
 from djstripe.event_handlers import djstripe_receiver
 
-from . import services
+from . import cards, plans
 
 
 @djstripe_receiver("checkout.session.completed")
 def on_checkout_session_completed(sender, event, **kwargs):
     session = event.data["object"]
     if session.get("mode") == "setup":
-        services.checkout_setup_complete(session_id=session["id"])
+        cards.checkout_setup_complete(session_id=session["id"])
     elif session.get("mode") == "subscription" and session.get("subscription"):
-        services.subscription_sync(subscription_id=session["subscription"])
+        plans.subscription_sync(subscription_id=session["subscription"])
 
 
 @djstripe_receiver("setup_intent.succeeded")
 def on_setup_intent_succeeded(sender, event, **kwargs):
     payment_method = event.data["object"].get("payment_method")
     if payment_method:
-        services.payment_method_sync(stripe_id=payment_method)
+        cards.payment_method_sync(stripe_id=payment_method)
 
 
 @djstripe_receiver(["payment_method.attached", "payment_method.detached"])
 def on_payment_method_changed(sender, event, **kwargs):
-    services.payment_method_sync(stripe_id=event.data["object"]["id"])
+    cards.payment_method_sync(stripe_id=event.data["object"]["id"])
 
 
 @djstripe_receiver(
@@ -36,4 +36,4 @@ def on_payment_method_changed(sender, event, **kwargs):
     ]
 )
 def on_subscription_changed(sender, event, **kwargs):
-    services.subscription_sync(subscription_id=event.data["object"]["id"])
+    plans.subscription_sync(subscription_id=event.data["object"]["id"])

@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
+from billing.cards import billing_info_ensure
 from billing.models import BillingEvent
-from billing.services import billing_info_ensure
 
 DETAILS_URL = reverse("billing:details")
 DETAILS = {

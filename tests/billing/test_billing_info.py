@@ -5,9 +5,9 @@ import threading
 import pytest
 from django.db import connection
 
-from billing import gateway
+from billing import errors, gateway
+from billing.cards import billing_info_ensure
 from billing.models import BillingInfo, CustomerBilling
-from billing.services import billing_info_ensure
 
 
 def stripe_customers(stripe_client):
@@ -59,7 +59,7 @@ def test_stripe_down_leaves_nothing_and_the_retry_makes_one_customer(
         {"kind": "error_500", "method": "POST", "path": "/v1/customers", "count": 5}
     )
 
-    with pytest.raises(gateway.GatewayUnavailable) as error:
+    with pytest.raises(errors.GatewayUnavailable) as error:
         billing_info_ensure(customer=membership.customer, email="owner@example.com")
     assert "Nothing was changed" in error.value.user_message
     assert not CustomerBilling.objects.exists()

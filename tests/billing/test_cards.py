@@ -10,8 +10,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from billing.cards import billing_info_ensure, payment_method_sync
 from billing.models import BillingEvent, PaymentMethod
-from billing.services import billing_info_ensure, catalog_push, payment_method_sync
+from billing.setup import catalog_push
 from licensing.catalog import catalog_read
 from licensing.models import Plan
 

@@ -15,8 +15,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.cards import billing_info_ensure
 from billing.models import BillingEvent, PaymentMethod
-from billing.services import billing_info_ensure, catalog_push
+from billing.setup import catalog_push
 from licensing.catalog import catalog_read
 from licensing.models import CustomerPlan, License
 from licensing.verify import license_verify

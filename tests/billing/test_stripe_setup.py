@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 from djstripe.models import WebhookEndpoint
 
-from billing.services import catalog_push
+from billing.setup import catalog_push
 from licensing.catalog import catalog_read
 from licensing.models import Plan
 

@@ -7,8 +7,8 @@ import pytest
 import stripe
 from djstripe.models import Event
 
+from billing.cards import billing_info_ensure
 from billing.models import PaymentMethod
-from billing.services import billing_info_ensure
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from billing.services import catalog_push
+from billing.setup import catalog_push
 from licensing.catalog import catalog_read
 
 pytestmark = pytest.mark.browser

@@ -6,7 +6,7 @@ of times. Without a Stripe key it only loads the catalog locally."""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import gateway, services
+from billing import errors, setup
 from billing.links import stripe_links_repair
 from licensing.catalog import catalog_read
 from licensing.licenses import licenses_refresh_all
@@ -24,11 +24,11 @@ class Command(BaseCommand):
             self._refresh_licenses()
             return
         try:
-            for line in services.catalog_push(catalog=catalog):
+            for line in setup.catalog_push(catalog=catalog):
                 self.stdout.write(line)
-            endpoint, outcome = services.webhook_endpoint_ensure(base_url=settings.PORTAL_BASE_URL)
+            endpoint, outcome = setup.webhook_endpoint_ensure(base_url=settings.PORTAL_BASE_URL)
             repairs = stripe_links_repair()
-        except gateway.BillingError as error:
+        except errors.BillingError as error:
             raise CommandError(f"Stripe refused the setup: {error.user_message}") from error
         self.stdout.write(f"Webhook endpoint {endpoint.id} {outcome}: {endpoint.url}")
         for line in repairs:

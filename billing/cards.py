@@ -1,0 +1,217 @@
+"""Cards: the account's Stripe customer, its payment methods in priority order, and its
+billing details. Each is called the same way from pages, webhooks, admin and tasks."""
+
+import logging
+
+from django.db import transaction
+from django.db.models import Max
+
+from accounts.models import Customer
+from licensing.models import CustomerPlan
+from licensing.services import LIVE_STATUSES
+
+from . import gateway, mirror
+from .errors import CannotRemoveLastCard
+from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
+
+logger = logging.getLogger(__name__)
+
+
+def billing_info_ensure(*, customer: Customer, email: str) -> BillingInfo:
+    """The customer account's Stripe customer, created once and only once.
+
+    Concurrent callers for one account queue on the account's row (PostgreSQL) or on the
+    write lock (SQLite), and the create carries a key derived from our id, so twenty
+    clicks make one Stripe customer. A link lost on our side is found again by the
+    `customer_id` Stripe keeps in the customer's metadata. If Stripe fails midway the
+    transaction leaves nothing behind, and the next call converges on the same customer.
+    """
+    existing = BillingInfo.objects.for_customer(customer)
+    if existing:
+        return existing
+
+    with transaction.atomic():
+        Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        existing = BillingInfo.objects.for_customer(customer)
+        if existing:
+            return existing
+        stripe_id = gateway.customer_find_by_customer_id(
+            customer_id=customer.customer_id
+        ) or gateway.customer_create(
+            customer_id=customer.customer_id, email=email, name=customer.name
+        )
+        billing_info, _ = BillingInfo.objects.get_or_create(stripe_id=stripe_id)
+        CustomerBilling.objects.create(customer=customer, billing_info=billing_info)
+        BillingEvent.objects.create(
+            customer=customer,
+            kind=BillingEvent.Kind.STRIPE_CUSTOMER_CREATED,
+            data={"stripe_customer": stripe_id},
+        )
+    return billing_info
+
+
+def billing_info_has_live_plan(billing_info: BillingInfo) -> bool:
+    """Whether an account billing through this Stripe customer has a plan that is paid for
+    or will be (its trial included): it renews with the cards on file."""
+    return CustomerPlan.objects.filter(
+        customer__billing__billing_info=billing_info, status__in=LIVE_STATUSES
+    ).exists()
+
+
+def _timeline(billing_info: BillingInfo, kind: str, source: str, **data) -> list[BillingEvent]:
+    """One timeline entry for each customer account that bills through this Stripe customer."""
+    return BillingEvent.objects.bulk_create(
+        BillingEvent(customer_id=link.customer_id, kind=kind, source=source, data=data)
+        for link in billing_info.customer_links.all()
+    )
+
+
+def _compact(billing_info: BillingInfo) -> list[PaymentMethod]:
+    """Renumber the cards 0, 1, 2… in their current order; returns them in order."""
+    cards = list(billing_info.payment_methods.order_by("order", "created_at"))
+    changed = []
+    for position, card in enumerate(cards):
+        if card.order != position:
+            card.order = position
+            changed.append(card)
+    PaymentMethod.objects.bulk_update(changed, ["order"])
+    return cards
+
+
+@transaction.atomic
+def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMethod | None:
+    """Make our row for one payment method follow Stripe's state, whatever the order in
+    which the return page and the webhooks (attached, detached, checkout completed, setup
+    intent succeeded) arrive: attached to a customer we know → recorded once, at the end of
+    the order; detached → gone. The first card becomes Stripe's default."""
+    stripe_pm = gateway.payment_method_retrieve(payment_method_id=stripe_id)
+    stripe_customer = stripe_pm["customer"]  # an id: the gateway does not expand it
+    billing_info = (
+        BillingInfo.objects.select_for_update().filter(stripe_id=stripe_customer).first()
+        if stripe_customer
+        else None
+    )
+    existing = PaymentMethod.objects.select_related("billing_info").filter(stripe_id=stripe_id)
+    existing = existing.first()
+
+    if billing_info is None:
+        if existing:
+            _payment_method_forget(existing, source=source)
+        return None
+    mirror.payment_method_mirror(stripe_pm)
+    if existing:
+        return existing
+
+    last = billing_info.payment_methods.aggregate(last=Max("order"))["last"]
+    card = PaymentMethod.objects.create(
+        billing_info=billing_info, stripe_id=stripe_id, order=0 if last is None else last + 1
+    )
+    _timeline(billing_info, BillingEvent.Kind.CARD_ADDED, source, payment_method=stripe_id)
+    if card.order == 0:
+        gateway.customer_default_payment_method_set(
+            stripe_customer_id=billing_info.stripe_id,
+            payment_method_id=stripe_id,
+            request_key=f"first-card:{stripe_id}",
+        )
+    return card
+
+
+def _payment_method_forget(card: PaymentMethod, *, source: str) -> None:
+    billing_info = card.billing_info
+    was_primary = card.order == 0
+    card.delete()
+    cards = _compact(billing_info)
+    _timeline(billing_info, BillingEvent.Kind.CARD_REMOVED, source, payment_method=card.stripe_id)
+    if was_primary and cards:
+        gateway.customer_default_payment_method_set(
+            stripe_customer_id=billing_info.stripe_id,
+            payment_method_id=cards[0].stripe_id,
+            request_key=f"after-removal:{card.stripe_id}",
+        )
+
+
+def checkout_setup_complete(
+    *, session_id: str, billing_info: BillingInfo | None = None
+) -> PaymentMethod | None:
+    """Record the card a setup-mode Checkout Session collected. With `billing_info` (the
+    return page), a session of another Stripe customer is refused with LookupError."""
+    stripe_customer, payment_method = gateway.checkout_session_setup_result(session_id=session_id)
+    if billing_info is not None and stripe_customer != billing_info.stripe_id:
+        raise LookupError(session_id)
+    if payment_method is None:
+        return None
+    return payment_method_sync(stripe_id=payment_method, source="portal")
+
+
+@transaction.atomic
+def payment_method_move(*, card: PaymentMethod, offset: int, request_key: str) -> None:
+    """Move a card up (offset -1) or down (+1) in the priority order."""
+    billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
+    cards = _compact(billing_info)
+    position = next(i for i, c in enumerate(cards) if c.pk == card.pk)
+    target = position + offset
+    if not 0 <= target < len(cards):
+        return
+    cards[position], cards[target] = cards[target], cards[position]
+    _reorder(billing_info, cards, moved=card.stripe_id, request_key=request_key)
+
+
+@transaction.atomic
+def payment_method_make_primary(*, card: PaymentMethod, request_key: str) -> None:
+    billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
+    cards = [c for c in _compact(billing_info) if c.pk != card.pk]
+    _reorder(billing_info, [card, *cards], moved=card.stripe_id, request_key=request_key)
+
+
+def _reorder(
+    billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: str, request_key: str
+) -> None:
+    previous_primary = billing_info.payment_methods.order_by("order").first()
+    for position, card in enumerate(cards):
+        card.order = position
+    PaymentMethod.objects.bulk_update(cards, ["order"])
+    order = [card.stripe_id for card in cards]
+    if previous_primary and previous_primary.stripe_id != order[0]:
+        _timeline(
+            billing_info,
+            BillingEvent.Kind.CARD_MADE_PRIMARY,
+            "portal",
+            payment_method=moved,
+            order=order,
+        )
+        # Keyed by the page the click came from: a double click sends one write, and
+        # making a card primary again later, from a new page, is a new one.
+        gateway.customer_default_payment_method_set(
+            stripe_customer_id=billing_info.stripe_id,
+            payment_method_id=order[0],
+            request_key=f"made-primary:{request_key}:{order[0]}",
+        )
+    else:
+        _timeline(
+            billing_info,
+            BillingEvent.Kind.CARD_REORDERED,
+            "portal",
+            payment_method=moved,
+            order=order,
+        )
+
+
+@transaction.atomic
+def payment_method_remove(*, card: PaymentMethod) -> None:
+    """Detach the card at Stripe and forget it. The last card stays while a paid plan is on."""
+    billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
+    if billing_info.payment_methods.count() == 1 and billing_info_has_live_plan(billing_info):
+        raise CannotRemoveLastCard()
+    gateway.payment_method_detach(payment_method_id=card.stripe_id)
+    _payment_method_forget(card, source="portal")
+
+
+def billing_details_update(
+    *, customer: Customer, email: str, details: gateway.BillingDetails, request_key: str
+) -> None:
+    """Write the billing details to Stripe; only the fact that they changed is kept here."""
+    billing_info = billing_info_ensure(customer=customer, email=email)
+    gateway.customer_billing_details_update(
+        stripe_customer_id=billing_info.stripe_id, details=details, request_key=request_key
+    )
+    _timeline(billing_info, BillingEvent.Kind.DETAILS_UPDATED, "portal")

@@ -1,0 +1,225 @@
+"""Plans: the customer's plan as a projection of their Stripe subscription, and the
+upgrade, change and cancel flows that write to Stripe."""
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Customer
+from licensing.models import CustomerPlan, Plan
+from licensing.services import Transition, customer_plan_apply
+
+from . import errors, gateway
+from .cards import billing_info_ensure, payment_method_sync
+from .errors import AlreadySubscribed, CardNeeded
+from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
+
+logger = logging.getLogger(__name__)
+
+# Stripe's subscription statuses, as the portal's plan status. Not yet paid for: no plan.
+STATUS_FROM_STRIPE = {
+    "trialing": CustomerPlan.Status.TRIALING,
+    "active": CustomerPlan.Status.ACTIVE,
+    "past_due": CustomerPlan.Status.PAST_DUE,
+    "unpaid": CustomerPlan.Status.PAST_DUE,
+    "paused": CustomerPlan.Status.PAST_DUE,
+    "canceled": CustomerPlan.Status.CANCELED,
+    "incomplete_expired": CustomerPlan.Status.CANCELED,
+}
+# Stripe wants a Checkout trial to end at least 48 hours ahead; shorter remainders are dropped.
+CHECKOUT_MIN_TRIAL = timedelta(hours=48)
+
+
+def _customer_of(subscription: dict) -> Customer | None:
+    """Our customer account for a subscription: by the id in its metadata, else the one
+    account billing through its Stripe customer."""
+    customer_id = (subscription.get("metadata") or {}).get("customer_id")
+    if customer_id:
+        return Customer.objects.filter(pk=customer_id).first()
+    links = CustomerBilling.objects.filter(billing_info__stripe_id=subscription["customer"])
+    return links.first().customer if links.count() == 1 else None
+
+
+def subscription_item(subscription: dict) -> dict:
+    return subscription["items"]["data"][0]
+
+
+@transaction.atomic
+def subscription_sync(*, subscription_id: str, source: str = "stripe") -> list[Transition]:
+    """The one writer of a customer's plan: from the subscription as Stripe has it now
+    (fetched again, whatever event brought us here), so events may come in any order."""
+    subscription = gateway.subscription_retrieve(subscription_id=subscription_id)
+    status = STATUS_FROM_STRIPE.get(subscription["status"])
+    customer = _customer_of(subscription)
+    item = subscription_item(subscription)
+    product = item["price"]["product"]
+    plan = Plan.objects.filter(code=product.removeprefix("plan_")).first()
+    if status is None or customer is None or plan is None or not product.startswith("plan_"):
+        logger.info("Subscription %s is not one of ours to follow yet", subscription_id)
+        return []
+    card = subscription.get("default_payment_method")
+    if card and not PaymentMethod.objects.filter(stripe_id=card).exists():
+        # The card Checkout took for the subscription is one of the customer's cards too.
+        payment_method_sync(stripe_id=card, source=source)
+    period_start, period_end = item.get("current_period_start"), item.get("current_period_end")
+    transitions = customer_plan_apply(
+        customer=customer,
+        plan=plan,
+        status=status,
+        current_period_start=datetime.fromtimestamp(period_start, UTC) if period_start else None,
+        current_period_end=datetime.fromtimestamp(period_end, UTC) if period_end else None,
+        cancel_at_period_end=bool(subscription["cancel_at_period_end"]),
+        subscription_id=subscription_id,
+    )
+    BillingEvent.objects.bulk_create(
+        BillingEvent(
+            customer=customer,
+            kind=str(transition),
+            source=source,
+            data={"subscription": subscription_id, "plan": plan.code, "status": status},
+        )
+        for transition in transitions
+    )
+    return transitions
+
+
+def plan_upgrade_start(
+    *,
+    customer: Customer,
+    email: str,
+    plan: Plan,
+    success_url: str,
+    cancel_url: str,
+    request_key: str,
+) -> str:
+    """Open Checkout in subscription mode for a customer without a plan; returns its URL.
+    The portal trial's remaining days carry over when the plan allows a trial."""
+    current = CustomerPlan.objects.filter(customer=customer).first()
+    if current and current.is_live:
+        raise AlreadySubscribed()
+    price_id = _price_id(plan)
+    billing_info = billing_info_ensure(customer=customer, email=email)
+    # Our projection may lag (a paid Checkout whose webhooks are late): ask Stripe too.
+    if gateway.customer_live_subscription_exists(
+        stripe_customer_id=billing_info.stripe_id, customer_id=customer.customer_id
+    ):
+        raise AlreadySubscribed()
+    trial_end = None
+    if plan.trial_allowed and customer.trial_ends_at - timezone.now() >= CHECKOUT_MIN_TRIAL:
+        trial_end = int(customer.trial_ends_at.timestamp())
+    session_id, url = gateway.checkout_subscription_session_create(
+        stripe_customer_id=billing_info.stripe_id,
+        customer_id=customer.customer_id,
+        plan_code=plan.code,
+        price_id=price_id,
+        trial_end=trial_end,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        request_key=request_key,
+    )  # fmt: skip
+    # Only then expire the others: two tabs cannot both pay, and a double click (the same
+    # key, so the same session) keeps the session it was given.
+    gateway.checkout_open_subscription_sessions_expire(
+        stripe_customer_id=billing_info.stripe_id, keep=session_id
+    )
+    return url
+
+
+def plan_upgrade_complete(*, customer: Customer, session_id: str) -> list[Transition]:
+    """Checkout's return page: the same sync as the webhooks. A session of another
+    Stripe customer is refused with LookupError."""
+    billing_info = BillingInfo.objects.for_customer(customer)
+    stripe_customer, subscription_id = gateway.checkout_session_subscription(session_id=session_id)
+    if billing_info is None or stripe_customer != billing_info.stripe_id:
+        raise LookupError(session_id)
+    if subscription_id is None:
+        return []
+    return subscription_sync(subscription_id=subscription_id, source="portal")
+
+
+def _live_plan(customer: Customer) -> CustomerPlan:
+    current = CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
+    if current is None or not current.is_live:
+        raise errors.BillingError("You have no plan to change yet: choose one first.")
+    return current
+
+
+@dataclass(frozen=True)
+class PlanChangePreview:
+    amount_due: int
+    currency: str
+    proration_date: int
+    lines: list[tuple[str, int]]
+
+
+def plan_change_preview(*, customer: Customer, plan: Plan) -> PlanChangePreview:
+    """What switching now would be invoiced, as Stripe computes it."""
+    current = _live_plan(customer)
+    if not PaymentMethod.objects.for_customer(customer).exists():
+        raise CardNeeded()
+    subscription = gateway.subscription_retrieve(subscription_id=current.subscription_id)
+    proration_date = int(time.time())
+    test_clock = subscription.get("test_clock")
+    if test_clock:  # a test clock's subscription lives at the clock's time
+        proration_date = gateway.test_clock_now(test_clock_id=test_clock)
+    invoice = gateway.subscription_change_preview(
+        stripe_customer_id=subscription["customer"],
+        subscription_id=current.subscription_id,
+        item_id=subscription_item(subscription)["id"],
+        price_id=_price_id(plan),
+        proration_date=proration_date,
+    )
+    # The preview is the next invoice: prorations and the next renewal. What the switch
+    # invoices at once is the prorations (Stripe marks them), with a credit kept, not paid.
+    prorations = [
+        (line["description"], line["amount"])
+        for line in invoice["lines"]["data"]
+        if ((line.get("parent") or {}).get("subscription_item_details") or {}).get("proration")
+    ]
+    return PlanChangePreview(
+        amount_due=max(0, sum(amount for _description, amount in prorations)),
+        currency=invoice["currency"],
+        proration_date=proration_date,
+        lines=prorations,
+    )
+
+
+def _price_id(plan: Plan) -> str:
+    # The id recorded by the last push, never "a mirrored price with that lookup key": after
+    # a Stripe reset or a change of account, the mirror still holds the old account's prices.
+    price_id = plan.stripe_price_id
+    if not price_id:
+        raise errors.BillingError("This plan cannot be bought right now.")
+    return price_id
+
+
+def plan_change(*, customer: Customer, plan: Plan, proration_date: int) -> list[Transition]:
+    """Switch now, at the moment the preview priced, with the proration invoiced at once."""
+    current = _live_plan(customer)
+    if not PaymentMethod.objects.for_customer(customer).exists():
+        raise CardNeeded()
+    subscription = gateway.subscription_retrieve(subscription_id=current.subscription_id)
+    gateway.subscription_change_price(
+        subscription_id=current.subscription_id,
+        item_id=subscription_item(subscription)["id"],
+        price_id=_price_id(plan),
+        proration_date=proration_date,
+    )
+    return subscription_sync(subscription_id=current.subscription_id, source="portal")
+
+
+def plan_cancel_at_period_end(*, customer: Customer, cancel: bool) -> list[Transition]:
+    """Cancel at the end of the paid period (cancel=True), or resume before it ends."""
+    current = _live_plan(customer)
+    last = BillingEvent.objects.filter(customer=customer).order_by("-id").first()
+    gateway.subscription_cancel_at_period_end_set(
+        subscription_id=current.subscription_id,
+        cancel=cancel,
+        # A new key after each timeline entry: cancel, resume, cancel again are three writes.
+        request_key=f"{cancel}:{last.pk if last else 0}",
+    )
+    return subscription_sync(subscription_id=current.subscription_id, source="portal")

@@ -1,11 +1,13 @@
-"""Signup form: validates the input; `customer_signup` does the work."""
+"""Signup form: validates the input; `customer_signup` does the work.
+
+It does not say whether the email is registered: the signup page answers the same for a
+new and a registered address (the owner of a registered one gets an email instead).
+"""
 
 from django import forms
 from django.contrib.auth import password_validation
 
 from .models import User
-
-EMAIL_TAKEN_MESSAGE = "An account with this email address already exists. Sign in instead?"
 
 
 class SignupForm(forms.Form):
@@ -26,10 +28,7 @@ class SignupForm(forms.Form):
     )
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip()
-        if User.objects.email_taken(email):
-            raise forms.ValidationError(EMAIL_TAKEN_MESSAGE, code="email_taken")
-        return email
+        return self.cleaned_data["email"].strip()
 
     def clean(self):
         cleaned = super().clean()

@@ -32,6 +32,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=True, help_text="Unticking this blocks sign-in without deleting the user."
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    email_verified_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the user followed the link emailed to this address. Until then they "
+        "may use the trial but not add cards or buy plans.",
+    )
 
     objects = UserManager()
 
@@ -54,6 +60,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     def clean(self) -> None:
         super().clean()
         self.email = self.__class__.objects.normalize_email(self.email)
+
+    @property
+    def is_email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 class CustomerQuerySet(models.QuerySet):

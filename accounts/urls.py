@@ -1,6 +1,14 @@
 from django.urls import include, path
 
+from . import views
+
 urlpatterns = [
-    # Django's login, logout, password change and password reset views, with our templates.
+    path("signup/done/", views.signup_done, name="signup_done"),
+    path("verify/<str:token>/", views.email_verify, name="email_verify"),
+    path("verify-resend/", views.email_verification_resend, name="email_verification_resend"),
+    # Before Django's own, which it replaces: this one is throttled and sends through Celery.
+    path("password_reset/", views.password_reset, name="password_reset"),
+    # Django's login, logout, password change and the rest of password reset, with our
+    # templates.
     path("", include("django.contrib.auth.urls")),
 ]

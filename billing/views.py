@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.decorators import email_verified_required
 from accounts.models import Membership
 from accounts.selectors import current_membership
 from licensing.models import CustomerPlan, Plan
@@ -128,6 +129,7 @@ def payment_methods(request):
 @require_POST
 @billing_required
 @customer_required
+@email_verified_required
 def payment_method_add(request):
     """Send the customer to Stripe's hosted Checkout (setup mode) to enter a card."""
     try:
@@ -205,6 +207,7 @@ def payment_method_make_primary(request, stripe_id: str):
 @require_POST
 @billing_required
 @customer_required
+@email_verified_required
 def payment_method_remove(request, stripe_id: str):
     card = _card_or_404(request, stripe_id)
     try:
@@ -217,6 +220,7 @@ def payment_method_remove(request, stripe_id: str):
 
 @billing_required
 @customer_required
+@email_verified_required
 def billing_details(request):
     """Read live from Stripe and written to Stripe: we keep none of it."""
     billing_info = BillingInfo.objects.for_customer(request.customer)
@@ -293,6 +297,7 @@ def plans(request):
 @require_POST
 @billing_required
 @customer_required
+@email_verified_required
 def plan_upgrade(request, code: str):
     plan = _sold_plan_or_404(code)
     try:
@@ -340,6 +345,7 @@ def plan_activated(request):
 
 @billing_required
 @customer_required
+@email_verified_required
 def plan_change(request, code: str):
     """GET: what switching now costs, from Stripe's preview. POST: switch, at the moment
     the preview priced, so the invoice matches what was shown."""

@@ -49,6 +49,16 @@ def _fresh_limits_cache():
     limits_cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The throttles count in the cache, which outlives a test's database."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def pytest_report_header(config):
     from billing_portal.testing.clock import START_VARIABLE
 

@@ -115,6 +115,11 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The throttles of password resets and signup emails count in the cache: per process by
+# default; give several web processes one shared cache (redis://host:6379/1) so they count
+# together.
+CACHES = {"default": env.cache_url_config(env("CACHE_URL", default="") or "locmemcache://")}
+
 # --- Accounts -------------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "accounts.User"
@@ -138,10 +143,14 @@ SILENCED_SYSTEM_CHECKS = ["auth.W004"]
 
 TRIAL_DAYS = env.int("TRIAL_DAYS", default=14)
 
-# Login throttling: five failures for one email from one address lock it for an hour.
+# Login throttling: five failures for one email from one address lock it for an hour, and
+# (accounts.throttling.LoginThrottleHandler) twenty failures from one address, whatever the
+# emails, lock the address: one client cannot try a password against many accounts.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = 1
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "accounts.throttling.LoginThrottleHandler"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked.html"
 AXES_RESET_ON_SUCCESS = True
 # One counter per address whatever its letter case, as logins are case-insensitive.

@@ -15,6 +15,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     password = factory.django.Password(PASSWORD)
+    # Confirmed, as most tests need; UserFactory(email_verified_at=None) for a new signup.
+    email_verified_at = factory.LazyFunction(timezone.now)
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):

@@ -56,12 +56,17 @@ def test_repeated_failures_lock_the_login(client, membership, password, settings
     assert "_auth_user_id" not in client.session
 
 
-def test_password_reset_by_email_link(client, membership, other_membership):
-    response = client.post(reverse("password_reset"), {"email": "OWNER@example.com"})
+def test_password_reset_by_email_link(
+    client, membership, other_membership, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("password_reset"), {"email": "OWNER@example.com"})
     assert response.status_code == 302
+    assert response.url == reverse("password_reset_done")
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["owner@example.com"]
-    link = re.search(r"http://testserver(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
+    assert mail.outbox[0].subject == "Reset your Billing Portal password"
+    link = re.search(r"https?://[^/\s]+(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
 
     form_page = client.get(link, follow=True)
     assert "Choose a new password" in form_page.content.decode()
@@ -76,11 +81,24 @@ def test_password_reset_by_email_link(client, membership, other_membership):
     assert membership.user.check_password(new_password)
     other_membership.user.refresh_from_db()
     assert not other_membership.user.check_password(new_password)
+    # The link worked once.
+    assert "This link has expired" in client.get(link, follow=True).content.decode()
 
 
-def test_password_reset_for_unknown_email_sends_nothing(client, membership):
-    response = client.post(reverse("password_reset"), {"email": "nobody@example.com"})
+def test_password_reset_for_unknown_email_sends_nothing(
+    client, membership, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("password_reset"), {"email": "nobody@example.com"})
     assert response.status_code == 302
+    assert response.url == reverse("password_reset_done")
+    assert not mail.outbox
+
+
+def test_password_reset_with_a_malformed_email_is_a_form_error(client, db):
+    response = client.post(reverse("password_reset"), {"email": "not-an-email"})
+    assert response.status_code == 200
+    assert "email" in response.context["form"].errors
     assert not mail.outbox
 
 

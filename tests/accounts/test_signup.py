@@ -31,27 +31,36 @@ def test_signup_page_renders(client, other_membership):
     assert b'name="company_name"' in response.content
 
 
-def test_signup_creates_owner_customer_with_trial_and_signs_in(client, other_membership, settings):
+def test_signup_creates_owner_customer_with_trial_and_asks_to_confirm(
+    client, other_membership, settings
+):
     settings.TRIAL_DAYS = 14
     response = signup_post(client)
 
     assert response.status_code == 302
-    assert response.url == reverse("home")
+    assert response.url == reverse("signup_done")
     user = User.objects.get(email="new@example.com")
+    assert not user.is_email_verified
     membership = Membership.objects.get(user=user)
     customer = membership.customer
     assert membership.role == Membership.Role.OWNER
     assert customer.name == "Initech"
     assert re.fullmatch(r"cust_[0-9a-f]{32}", customer.customer_id)
+    # The trial starts at signup, not when the address is confirmed.
     assert timedelta(days=14) - (customer.trial_ends_at - timezone.now()) < timedelta(minutes=1)
     assert customer.trial_days_left() == 14
     # The other customer is untouched and the new user belongs to one account only.
     assert Customer.objects.count() == 2
     assert list(Customer.objects.for_user(user)) == [customer]
-
+    # Not signed in by signup (a registered address is not), but the password works.
+    assert "_auth_user_id" not in client.session
+    done = client.get(response.url)
+    assert "Check your inbox" in done.content.decode()
+    client.post(reverse("login"), {"username": "new@example.com", "password": GOOD_PASSWORD})
     home = client.get(reverse("home"))
     assert customer.customer_id in home.content.decode()
     assert "14 days left" in home.content.decode()
+    assert "Confirm your email address" in home.content.decode()
     assert other_membership.customer.customer_id not in home.content.decode()
 
 
@@ -67,33 +76,77 @@ def test_company_name_is_optional(client, other_membership):
     assert new_customer().name == ""
 
 
-def test_signup_queues_the_welcome_email_after_commit(
+def test_signup_queues_the_welcome_email_with_the_confirmation_link_after_commit(
     client, other_membership, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         signup_post(client)
     # The welcome email, and the trial's license.
     assert sorted(m.subject for m in mail.outbox) == [
-        "Welcome to Billing Portal",
+        "Welcome to Billing Portal: confirm your email address",
         "Your Billing Portal license (Trial)",
     ]
-    email = next(m for m in mail.outbox if m.subject == "Welcome to Billing Portal")
+    email = next(m for m in mail.outbox if m.subject.startswith("Welcome"))
     assert email.to == ["new@example.com"]
-    assert email.subject == "Welcome to Billing Portal"
     assert new_customer().customer_id in email.body
+    assert re.search(r"https?://\S+/accounts/verify/\S+/", email.body)
+
+
+def test_signup_sends_nothing_until_the_transaction_commits(client, other_membership):
+    # The test's transaction never commits: the callbacks stay queued.
+    signup_post(client)
+    assert not mail.outbox
 
 
 @pytest.mark.parametrize("email", ["owner@example.com", "OWNER@Example.COM", " Owner@example.com "])
-def test_signup_with_existing_email_in_any_case_is_a_form_error(
-    client, membership, other_membership, email
+def test_signup_with_a_registered_email_answers_the_same_and_tells_the_owner(
+    client, membership, other_membership, email, django_capture_on_commit_callbacks
 ):
-    response = signup_post(client, email=email)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = signup_post(client, email=email)
 
-    assert response.status_code == 200
-    assert "An account with this email address already exists" in response.content.decode()
+    assert response.status_code == 302
+    assert response.url == reverse("signup_done")
+    assert "_auth_user_id" not in client.session
     assert User.objects.count() == 2
     assert Customer.objects.count() == 2
-    assert not mail.outbox
+    assert Membership.objects.count() == 2
+    # Only the owner hears of it, by email: no welcome, no license, no new password.
+    [owner_email] = mail.outbox
+    assert owner_email.to == ["owner@example.com"]
+    assert owner_email.subject == "Someone tried to sign up with your address"
+    assert "/accounts/password_reset/" in owner_email.body
+    membership.user.refresh_from_db()
+    assert not membership.user.check_password(GOOD_PASSWORD)
+
+
+def test_signup_pages_are_the_same_for_a_new_and_a_registered_email(membership, other_membership):
+    from django.test import Client
+
+    def journey(email):
+        client = Client()
+        posted = signup_post(client, email=email)
+        page = client.get(posted.url)
+        return posted.status_code, posted.url, page.status_code, page.content, client.session
+
+    new = journey("new@example.com")
+    registered = journey("owner@example.com")
+
+    assert new[:4] == registered[:4]
+    assert "_auth_user_id" not in new[4]
+    assert "_auth_user_id" not in registered[4]
+    assert User.objects.filter(email="new@example.com").exists()
+
+
+def test_repeated_signups_with_a_registered_email_email_the_owner_a_few_times_only(
+    client, membership, other_membership, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        responses = [signup_post(client, email="owner@example.com") for _ in range(10)]
+
+    assert {(r.status_code, r.url) for r in responses} == {(302, reverse("signup_done"))}
+    assert len(mail.outbox) == 3
+    assert {m.to[0] for m in mail.outbox} == {"owner@example.com"}
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.demo import DEMO_EMAIL, DEMO_PASSWORD, SUPPORT_EMAIL
 from accounts.models import User
+from accounts.services import email_verify
 from licensing.services import customer_start
 
 
@@ -12,7 +13,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if not User.objects.email_taken(DEMO_EMAIL):
-            customer_start(email=DEMO_EMAIL, password=DEMO_PASSWORD, company_name="Demo Inc.")
+            membership = customer_start(
+                email=DEMO_EMAIL, password=DEMO_PASSWORD, company_name="Demo Inc."
+            )
+            # The demo login is ready to add cards: no confirmation email to follow.
+            email_verify(user=membership.user)
             self.stdout.write(f"Created the demo login {DEMO_EMAIL}.")
         if not User.objects.email_taken(SUPPORT_EMAIL):
             User.objects.create_superuser(email=SUPPORT_EMAIL, password=DEMO_PASSWORD)

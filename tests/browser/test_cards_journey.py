@@ -4,6 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from billing.models import PaymentMethod
+from tests.browser.journeys import sign_up_and_confirm
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +24,7 @@ def expect_cards(page, names: list[str]) -> None:
 
 
 def test_signup_add_two_cards_reorder_and_remove(page, stripe_over_http, other_membership):
-    page.goto("/accounts/signup/")
-    page.get_by_label("Email").fill("cards@example.com")
-    page.get_by_label("Password").fill("a-long-and-unusual-passphrase")
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_url(re.compile(r"/$"))
+    sign_up_and_confirm(page, "cards@example.com")
 
     page.goto("/billing/payment-methods/")
     assert page.locator("#no-cards").is_visible()
@@ -58,11 +55,7 @@ def test_signup_add_two_cards_reorder_and_remove(page, stripe_over_http, other_m
 def test_cancelling_checkout_comes_back_with_nothing_added(
     page, stripe_over_http, other_membership
 ):
-    page.goto("/accounts/signup/")
-    page.get_by_label("Email").fill("cancel@example.com")
-    page.get_by_label("Password").fill("a-long-and-unusual-passphrase")
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_url(re.compile(r"/$"))
+    sign_up_and_confirm(page, "cancel@example.com")
 
     page.goto("/billing/payment-methods/")
     page.get_by_role("button", name="Add a card").click()

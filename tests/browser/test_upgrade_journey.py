@@ -5,6 +5,7 @@ from playwright.sync_api import expect
 
 from billing.setup import catalog_push
 from licensing.catalog import catalog_read
+from tests.browser.journeys import sign_up_and_confirm
 
 pytestmark = pytest.mark.browser
 
@@ -13,11 +14,7 @@ def test_trial_customer_upgrades_through_checkout_and_sees_the_new_plan(
     page, stripe_over_http, other_membership
 ):
     catalog_push(catalog=catalog_read())
-    page.goto("/accounts/signup/")
-    page.get_by_label("Email").fill("upgrade@example.com")
-    page.get_by_label("Password").fill("a-long-and-unusual-passphrase")
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_url(re.compile(r"/$"))
+    sign_up_and_confirm(page, "upgrade@example.com")
 
     page.goto("/billing/plans/")
     expect(page.locator("#current-plan")).to_contain_text("14 days left")

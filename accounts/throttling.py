@@ -40,12 +40,12 @@ class LoginThrottleHandler(AxesDatabaseHandler):
         ip_address = getattr(request, "axes_ip_address", None)
         if not ip_address:
             return False
-        since = (getattr(request, "axes_attempt_time", None) or timezone.now()) - get_cool_off(
-            request
-        )
-        failures = AccessAttempt.objects.filter(
-            ip_address=ip_address, attempt_time__gte=since
-        ).aggregate(total=Sum("failures_since_start"))["total"]
+        attempts = AccessAttempt.objects.filter(ip_address=ip_address)
+        cool_off = get_cool_off(request)
+        if cool_off is not None:  # no cool-off: failures count until staff reset them
+            now = getattr(request, "axes_attempt_time", None) or timezone.now()
+            attempts = attempts.filter(attempt_time__gte=now - cool_off)
+        failures = attempts.aggregate(total=Sum("failures_since_start"))["total"]
         return (failures or 0) >= settings.LOGIN_ADDRESS_FAILURE_LIMIT
 
 

@@ -23,6 +23,8 @@ HOUR = 60 * 60
 PASSWORD_RESETS_PER_EMAIL = 3
 PASSWORD_RESETS_PER_CLIENT = 10
 SIGNUP_ATTEMPT_EMAILS_PER_EMAIL = 3
+# Signups one client address may make in an hour (each sends an email somewhere).
+SIGNUPS_PER_CLIENT = 20
 VERIFICATION_RESENDS_PER_USER = 3
 
 
@@ -56,6 +58,14 @@ def customer_signup(*, email: str, password: str, company_name: str = "") -> Mem
     membership = Membership.objects.create(user=user, customer=customer, role=Membership.Role.OWNER)
     transaction.on_commit(partial(tasks.welcome_email_send.delay, user_id=user.pk))
     return membership
+
+
+def signup_rate_limited(*, client_address: str) -> bool:
+    """Count a signup from this client; True past SIGNUPS_PER_CLIENT this hour. New and
+    registered emails count alike, so being refused tells nothing about the email."""
+    return rate_limit_hit(
+        scope="signup_client", key=client_address, limit=SIGNUPS_PER_CLIENT, window=HOUR
+    )
 
 
 def signup_attempt_report(*, email: str) -> None:

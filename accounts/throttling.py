@@ -31,7 +31,11 @@ class LoginThrottleHandler(AxesDatabaseHandler):
 
     def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
         super().user_login_failed(sender, credentials, request=request, **kwargs)
-        if request is not None and not getattr(request, "axes_locked_out", False):
+        if (
+            request is not None
+            and not getattr(request, "axes_locked_out", False)
+            and not self.is_whitelisted(request, credentials)
+        ):
             # The failure that reaches the limit is answered with the lockout page too.
             request.axes_locked_out = self._address_locked(request)
 

@@ -4,6 +4,7 @@ licensing in billing_portal.views."""
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
 from django.shortcuts import redirect, render
@@ -77,3 +78,12 @@ def password_reset(request):
         )
         return redirect("password_reset_done")
     return render(request, "registration/password_reset_form.html", {"form": form})
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's; setting a password from the emailed link also confirms the address."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        services.email_verify(user=form.user)
+        return response

@@ -5,7 +5,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.forms import SignupForm
-from accounts.services import EmailAlreadyRegistered, signup_attempt_report
+from accounts.services import (
+    EmailAlreadyRegistered,
+    signup_attempt_report,
+    signup_rate_limited,
+)
+from accounts.throttling import client_address
 from licensing.services import customer_start
 
 
@@ -19,6 +24,8 @@ def signup(request):
         return redirect("home")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        if signup_rate_limited(client_address=client_address(request)):
+            return render(request, "accounts/signup_throttled.html", status=429)
         try:
             customer_start(
                 email=form.cleaned_data["email"],

@@ -228,3 +228,22 @@ def test_the_password_works_before_the_address_is_confirmed(signed_up):
     home = browser.get(reverse("home")).content.decode()
     assert "Free trial" in home
     assert "Confirm your email address" in home
+
+
+def test_setting_a_password_from_the_reset_link_confirms_the_address(signed_up, send):
+    user, _ = signed_up
+    browser = Client()
+    send(browser.post, reverse("password_reset"), {"email": "new@example.com"})
+    [reset_email] = [m for m in mail.outbox if "/accounts/reset/" in m.body]
+    link = re.search(r"https?://[^/\s]+(/accounts/reset/\S+/)", reset_email.body).group(1)
+    form_page = browser.get(link, follow=True)
+    new_password = "yet-another-long-passphrase"
+
+    browser.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": new_password, "new_password2": new_password},
+    )
+
+    user.refresh_from_db()
+    assert user.check_password(new_password)
+    assert user.is_email_verified

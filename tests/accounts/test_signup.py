@@ -18,10 +18,10 @@ def new_customer() -> Customer:
     return Customer.objects.get(memberships__user__email="new@example.com")
 
 
-def signup_post(client, **overrides):
+def signup_post(client, address="127.0.0.1", **overrides):
     data = {"email": "new@example.com", "password": GOOD_PASSWORD, "company_name": "Initech"}
     data.update(overrides)
-    return client.post(SIGNUP_URL, data)
+    return client.post(SIGNUP_URL, data, REMOTE_ADDR=address)
 
 
 def test_signup_page_renders(client, other_membership):
@@ -218,3 +218,29 @@ def test_signup_that_loses_a_race_for_the_email_writes_nothing(
     assert User.objects.count() == 2
     assert Customer.objects.count() == 2
     assert Membership.objects.count() == 2
+
+
+def test_signups_from_one_client_address_are_throttled_alike_for_any_email(
+    membership, other_membership
+):
+    from django.test import Client
+
+    from accounts.services import SIGNUPS_PER_CLIENT
+
+    client = Client()
+    for n in range(SIGNUPS_PER_CLIENT):
+        email = "owner@example.com" if n % 2 else f"new{n}@example.com"
+        assert signup_post(client, email=email, address="203.0.113.9").status_code == 302
+    users = User.objects.count()
+
+    refused = [
+        signup_post(client, email=email, address="203.0.113.9")
+        for email in ("brand-new@example.com", "owner@example.com")
+    ]
+
+    assert [r.status_code for r in refused] == [429, 429]
+    assert refused[0].content == refused[1].content
+    assert "Too many signups from your network" in refused[0].content.decode()
+    assert User.objects.count() == users
+    # Another address signs up as usual.
+    assert signup_post(Client(), email="elsewhere@example.com").status_code == 302

@@ -8,6 +8,7 @@ urlpatterns = [
     path("verify-resend/", views.email_verification_resend, name="email_verification_resend"),
     # Before Django's own, which it replaces: this one is throttled and sends through Celery.
     path("password_reset/", views.password_reset, name="password_reset"),
+    # Django's, and setting the password also confirms the address.
     path(
         "reset/<uidb64>/<token>/",
         views.PasswordResetConfirmView.as_view(),

@@ -21,8 +21,21 @@ def main(argv: list[str] | None = None) -> None:
         "address than it binds (e.g. in a container); default http://HOST:PORT",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument(
+        "--clock-advance-seconds",
+        type=float,
+        default=0.5,
+        help="how long a test clock stays `advancing` before it is ready (default 0.5)",
+    )
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.data_dir, public_url=args.public_url, verbose=args.verbose)
+    serve(
+        args.host,
+        args.port,
+        args.data_dir,
+        public_url=args.public_url,
+        verbose=args.verbose,
+        clock_advance_delay=args.clock_advance_seconds,
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,12 +20,16 @@ from .faults import Faults, FaultSpecError
 from .forms import decode
 from .ids import new_id
 from .params import validate
-from .render import render_with_expand
+from .render import limit_check, render_with_expand
 from .resources import ROUTES
 from .resources.account import account_ensure
+from .resources.clocks import clock_settle, clocks_due
 from .routing import find
 from .store import Obj, Store
 from .webhooks import Dispatcher, Transport, http_transport
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+IDEMPOTENCY_KEY_LIFETIME = 24 * 3600
 
 
 @dataclass
@@ -58,8 +63,12 @@ class Emulator:
         webhook_transport: Transport = http_transport,
         background_webhooks: bool = True,
         retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0),
+        clock_advance_delay: float = 0.0,
     ) -> None:
         self.base_url = base_url
+        # How long a test clock stays ``advancing`` before the next request finishes it.
+        self.clock_advance_delay = clock_advance_delay
+        self.clock_due: dict[str, float] = {}  # clock id -> monotonic time its advance ends
         self.store = Store(data_dir)
         self.lock = threading.RLock()
         self.faults = Faults()
@@ -86,6 +95,41 @@ class Emulator:
         method = method.upper()
         if path.startswith("/_emulator/"):
             return self._control(method, path, body)
+        settled = self._clocks_settle()
+        response = self._answer(method, path, query, headers, body)
+        if settled:
+            self.webhooks.expect()
+            if response.hang is not None:  # no answer goes out: deliver them now
+                self.webhooks.release(settled)
+            else:
+                if response.events:  # one release per response
+                    self.webhooks.release([])
+                response.events = settled + response.events
+        return response
+
+    def _clocks_settle(self) -> list[Obj]:
+        """Finish the test clock advances that have come due, each its own commit, before
+        the request that finds them; returns the events they emitted."""
+        events: list[Obj] = []
+        with self.lock:
+            for clock in clocks_due(self.store, self.clock_due, time.monotonic()):
+                self.clock_due.pop(clock["id"], None)
+                ctx = Context(self)
+                try:
+                    clock_settle(ctx, clock)
+                except Exception:  # noqa: BLE001 - an emulator bug must not wedge the clock
+                    traceback.print_exc()
+                    self._undo(ctx)
+                    failed = self.store.get(clock["id"]) or clock
+                    failed["status"], failed["status_details"] = "internal_failure", {}
+                    self.store.touch(failed)
+                self.store.commit()
+                events += ctx.events
+        return events
+
+    def _answer(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> Response:
         page_handler = _PAGES.get(path.split("/")[1])
         if page_handler is not None:
             with self.lock:
@@ -121,9 +165,17 @@ class Emulator:
             route, path_args = found
             encoded = body if method == "POST" else query
             params = validate(route.params, decode(encoded))
+            if "limit" in params:
+                limit_check(params["limit"])
+            idempotency_key = headers.get("idempotency-key") if method == "POST" else None
+            if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+                raise invalid_request(
+                    "Invalid Idempotency-Key: it can be at most "
+                    f"{IDEMPOTENCY_KEY_MAX_LENGTH} characters long.",
+                    param="idempotency_key",
+                )
         except StripeError as error:
             return json_response(error.status, error.envelope(), base_headers)
-        idempotency_key = headers.get("idempotency-key") if method == "POST" else None
         with self.lock:
             if idempotency_key:
                 replay = self._replay(api_key, idempotency_key, method, path, encoded, base_headers)
@@ -151,6 +203,7 @@ class Emulator:
                 self.store.remember(
                     f"{api_key}:{idempotency_key}",
                     {
+                        "created": time.time(),
                         "fingerprint": _fingerprint(method, path, encoded),
                         "status": status,
                         "body": payload,
@@ -176,8 +229,8 @@ class Emulator:
         self, api_key: str, key: str, method: str, path: str, encoded: str, headers: dict[str, str]
     ) -> Response | None:
         record = self.store.idempotency.get(f"{api_key}:{key}")
-        if record is None:
-            return None
+        if record is None or time.time() - record.get("created", 0) > IDEMPOTENCY_KEY_LIFETIME:
+            return None  # Stripe prunes keys after 24 hours: a reuse is a new request
         if record["fingerprint"] != _fingerprint(method, path, encoded):
             error = StripeError(
                 400,

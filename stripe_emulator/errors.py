@@ -55,3 +55,19 @@ def card_declined(decline_code: str, message: str) -> StripeError:
     return StripeError(
         402, message, type="card_error", code="card_declined", decline_code=decline_code
     )
+
+
+def only_one_of(params: dict[str, Any], *names: str, prefix: str = "") -> None:
+    """Stripe's 400 when parameters that exclude each other are given together."""
+    given = [name for name in names if name in params]
+    if len(given) > 1:
+        listed = ", ".join(f"{prefix}{name}" for name in names)
+        raise invalid_request(
+            f"You may only specify one of these parameters: {listed}.", param=f"{prefix}{given[1]}"
+        )
+
+
+def negative(value: Any, param: str) -> None:
+    """Stripe's 400 for a negative amount or quantity."""
+    if isinstance(value, int) and value < 0:
+        raise invalid_request(f"Invalid {param}: must be greater than or equal to 0.", param=param)

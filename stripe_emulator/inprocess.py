@@ -27,8 +27,10 @@ def emulator_in_process(
     webhook_callback: WebhookCallback | None = None,
     *,
     base_url: str = "http://stripe-emulator.local",
+    clock_advance_delay: float = 0.0,
 ) -> Emulator:
-    """An emulator with no persistence whose webhooks go to ``webhook_callback``."""
+    """An emulator with no persistence whose webhooks go to ``webhook_callback``. A test
+    clock's advance finishes on the first request after ``clock_advance_delay`` seconds."""
     transport = callback_transport(webhook_callback or (lambda body, headers: 200))
     return Emulator(
         None,
@@ -36,6 +38,7 @@ def emulator_in_process(
         webhook_transport=transport,
         background_webhooks=False,
         retry_delays=(0, 0, 0),
+        clock_advance_delay=clock_advance_delay,
     )
 
 

@@ -186,7 +186,42 @@ def _mapping(raw: Any, path: str) -> dict[str, str]:
         if not isinstance(value, str):
             name = _name(path, key)
             raise _Mismatch(invalid_request(f"Invalid string: {_show(value)}", param=name))
+    if path == "metadata" or path.endswith("[metadata]"):
+        try:
+            metadata_check(raw, path)
+        except StripeError as error:
+            raise _Mismatch(error) from None
     return dict(raw)
+
+
+# Stripe's metadata limits.
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_LENGTH = 40
+METADATA_MAX_VALUE_LENGTH = 500
+
+
+def metadata_check(metadata: dict[str, str], path: str = "metadata") -> None:
+    """Raise Stripe's 400 for metadata beyond its limits (50 keys, 40-character keys,
+    500-character values)."""
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise invalid_request(
+            f"Invalid {path}: metadata can have at most {METADATA_MAX_KEYS} keys "
+            f"(received {len(metadata)}).",
+            param=path,
+        )
+    for key, value in metadata.items():
+        if len(key) > METADATA_MAX_KEY_LENGTH:
+            raise invalid_request(
+                f"Invalid {path}: metadata keys can be at most {METADATA_MAX_KEY_LENGTH} "
+                f"characters long (received '{key}').",
+                param=_name(path, key),
+            )
+        if len(value) > METADATA_MAX_VALUE_LENGTH:
+            raise invalid_request(
+                f"Invalid {path}[{key}]: metadata values can be at most "
+                f"{METADATA_MAX_VALUE_LENGTH} characters long.",
+                param=_name(path, key),
+            )
 
 
 def _is_untyped_object(tp: Any) -> bool:

@@ -142,9 +142,8 @@ def _expand(
             _expand(store, item, rest, full, owner=owner, prefix=f"{prefix}{head}.")
 
 
-def paginate(items: list[Obj], params: dict[str, Any], url: str) -> Obj:
-    """Slice newest-first ``items`` by ``limit`` / ``starting_after`` / ``ending_before``."""
-    limit = int(params.get("limit", 10))
+def limit_check(limit: int) -> None:
+    """Every list takes a ``limit`` from 1 to 100."""
     if not 1 <= limit <= MAX_LIMIT:
         raise invalid_request(
             f"Invalid limit: must be at most {MAX_LIMIT}"
@@ -152,6 +151,12 @@ def paginate(items: list[Obj], params: dict[str, Any], url: str) -> Obj:
             else "Invalid limit: must be at least 1",
             param="limit",
         )
+
+
+def paginate(items: list[Obj], params: dict[str, Any], url: str) -> Obj:
+    """Slice newest-first ``items`` by ``limit`` / ``starting_after`` / ``ending_before``."""
+    limit = int(params.get("limit", 10))
+    limit_check(limit)
     ids = [item["id"] for item in items]
     if params.get("starting_after"):
         cursor = params["starting_after"]

@@ -75,9 +75,15 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
 
 def serve(
-    host: str, port: int, data_dir: Path, *, public_url: str | None = None, verbose: bool = False
+    host: str,
+    port: int,
+    data_dir: Path,
+    *,
+    public_url: str | None = None,
+    verbose: bool = False,
+    clock_advance_delay: float = 0.5,
 ) -> None:
-    emulator = Emulator(data_dir)
+    emulator = Emulator(data_dir, clock_advance_delay=clock_advance_delay)
     server = EmulatorHTTPServer(emulator, host, port, verbose=verbose)
     if public_url:
         emulator.base_url = public_url.rstrip("/")

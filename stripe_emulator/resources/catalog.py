@@ -7,7 +7,8 @@ from typing import Any
 import stripe.params as P
 
 from stripe_emulator.context import Context
-from stripe_emulator.errors import invalid_request
+from stripe_emulator.currencies import currency_check
+from stripe_emulator.errors import invalid_request, negative, only_one_of
 from stripe_emulator.ids import new_id
 from stripe_emulator.render import includable, list_object, paginate
 from stripe_emulator.routing import route
@@ -122,7 +123,49 @@ def product_feature_list(ctx: Context, params: dict[str, Any], product: str) -> 
     return list_object(f"/v1/products/{product}/features", [])
 
 
+# Stripe's longest billing interval is a year, in any unit.
+MAX_INTERVAL_COUNT = {"day": 365, "week": 52, "month": 12, "year": 1}
+
+
+def _price_check(ctx: Context, params: dict[str, Any]) -> None:
+    """What Stripe refuses in a new price, before anything is written."""
+    only_one_of(params, "unit_amount", "unit_amount_decimal")
+    negative(params.get("unit_amount"), "unit_amount")
+    if str(params.get("unit_amount_decimal", "0")).startswith("-"):
+        raise invalid_request(
+            "Invalid unit_amount_decimal: must be greater than or equal to 0.",
+            param="unit_amount_decimal",
+        )
+    currency_check(params["currency"])
+    recurring = params.get("recurring")
+    if recurring is None:
+        return
+    count = recurring.get("interval_count", 1)
+    if not 1 <= count <= MAX_INTERVAL_COUNT[recurring["interval"]]:
+        raise invalid_request(
+            "The maximum billing interval is one year (1 year, 12 months, 52 weeks or 365 "
+            "days), and interval_count must be at least 1.",
+            param="recurring[interval_count]",
+        )
+    if recurring.get("usage_type") == "metered":
+        if not recurring.get("meter"):
+            raise invalid_request(
+                "Metered prices must be backed by a billing meter: pass recurring[meter] "
+                "(required since API version 2025-03-31).",
+                param="recurring[meter]",
+            )
+        ctx.fetch(
+            "billing.meter", recurring["meter"], label="billing meter", param="recurring[meter]"
+        )
+    elif recurring.get("meter"):
+        raise invalid_request(
+            "recurring[meter] can only be set on a price with recurring[usage_type]=metered.",
+            param="recurring[meter]",
+        )
+
+
 def _price_add(ctx: Context, params: dict[str, Any]) -> Obj:
+    _price_check(ctx, params)
     if "unit_amount" not in params and "unit_amount_decimal" not in params:
         raise invalid_request(
             "Missing required param: unit_amount (the emulator supports per-unit prices only).",

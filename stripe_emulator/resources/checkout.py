@@ -9,7 +9,7 @@ import stripe.params as P
 
 from stripe_emulator.cards import SimulatedCard, card_for_token
 from stripe_emulator.context import Context
-from stripe_emulator.errors import StripeError, invalid_request
+from stripe_emulator.errors import StripeError, invalid_request, only_one_of
 from stripe_emulator.ids import random_token
 from stripe_emulator.render import includable, list_object, paginate
 from stripe_emulator.routing import route
@@ -44,6 +44,7 @@ def checkout_session_create(ctx: Context, params: dict[str, Any]) -> Obj:
         raise invalid_request(
             "The emulator supports Checkout in setup and subscription modes only.", param="mode"
         )
+    only_one_of(params, "customer", "customer_email")
     customer = (
         ctx.fetch("customer", params["customer"], param="customer")
         if params.get("customer")
@@ -128,7 +129,7 @@ def checkout_session_create(ctx: Context, params: dict[str, Any]) -> Obj:
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}
         if mode == "subscription"
         else None,
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": f"{ctx.base_url}/checkout/{session_id}",
         "adaptive_pricing": None,
         "discounts": [],

@@ -4,6 +4,7 @@ payment an hour after their creation."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import stripe.params as P
@@ -14,14 +15,16 @@ from stripe_emulator.ids import new_id
 from stripe_emulator.render import paginate
 from stripe_emulator.routing import route
 from stripe_emulator.store import Obj
-from stripe_emulator.timeutil import DAY
+from stripe_emulator.timeutil import DAY, add_interval
 
 from .common import deleted
 from .invoicing import invoice_collect, invoice_finalize
 from .subscription_lifecycle import (
+    ENDED,
     subscription_cycle,
     subscription_due_actions,
     subscription_end,
+    subscription_items,
     subscription_trial_will_end,
 )
 
@@ -73,27 +76,77 @@ def clock_delete(ctx: Context, params: dict[str, Any], clock: str) -> Obj:
 
 
 def clock_advance(ctx: Context, params: dict[str, Any], clock: str) -> Obj:
+    """Start advancing: the clock answers ``advancing`` and the work is done afterwards, by
+    :func:`clock_settle`, so clients poll until it is ``ready`` as they must with Stripe."""
     found = ctx.fetch(CLOCK, clock, label="test_clock")
+    if found["status"] != "ready":
+        raise invalid_request(
+            f"The test clock {clock} is {found['status']}; it can only be advanced when its "
+            "status is ready.",
+            code="test_clock_not_ready",
+        )
     target = params["frozen_time"]
     if target <= found["frozen_time"]:
         raise invalid_request(
             "The frozen_time must be after the test clock's current frozen_time.",
             param="frozen_time",
         )
+    limit, reason = _advance_limit(ctx, found)
+    if target > limit:
+        raise invalid_request(
+            f"Cannot advance the test clock to {target}: it can move at most {reason} "
+            f"ahead of its frozen_time, to {limit}.",
+            param="frozen_time",
+        )
     found["status"] = "advancing"
+    found["status_details"] = {"advancing": {"target_frozen_time": target}}
+    ctx.emulator.clock_due[clock] = time.monotonic() + ctx.emulator.clock_advance_delay
+    ctx.store.touch(found)
     ctx.emit("test_helpers.test_clock.advancing", found)
+    return found
+
+
+def _advance_limit(ctx: Context, clock: Obj) -> tuple[int, str]:
+    """Two intervals of the shortest subscription on the clock, or two years without one."""
+    now = clock["frozen_time"]
+    limits = [(add_interval(now, "year", 2), "two years (it has no subscriptions)")]
+    for subscription in ctx.store.select(
+        "subscription", lambda s: s["test_clock"] == clock["id"] and s["status"] not in ENDED
+    ):
+        for item in subscription_items(ctx.store, subscription):
+            recurring = ctx.fetch("price", item["price"])["recurring"]
+            interval, count = recurring["interval"], recurring["interval_count"]
+            limits.append(
+                (
+                    add_interval(now, interval, 2 * count),
+                    f"two intervals of its shortest subscription ({2 * count} {interval}s)",
+                )
+            )
+    return min(limits)
+
+
+def clock_settle(ctx: Context, clock: Obj) -> None:
+    """Finish an advance that has come due: run, in time order, everything due on the
+    clock up to its target, then make it ``ready``."""
+    target = clock["status_details"]["advancing"]["target_frozen_time"]
     for _ in range(MAX_STEPS):
-        step = _next_due(ctx, clock, target)
+        step = _next_due(ctx, clock["id"], target)
         if step is None:
             break
         at, run = step
-        found["frozen_time"] = max(found["frozen_time"], at)
+        clock["frozen_time"] = max(clock["frozen_time"], at)
         run()
-    found["frozen_time"] = target
-    found["status"] = "ready"
-    ctx.store.touch(found)
-    ctx.emit("test_helpers.test_clock.ready", found)
-    return found
+    clock["frozen_time"] = target
+    clock["status"] = "ready"
+    clock["status_details"] = {}
+    ctx.store.touch(clock)
+    ctx.emit("test_helpers.test_clock.ready", clock)
+
+
+def clocks_due(store: Any, due: dict[str, float], now: float) -> list[Obj]:
+    """Advancing clocks whose advance should be finished by ``now`` (monotonic time; one
+    left advancing by a previous process is finished at once)."""
+    return store.select(CLOCK, lambda c: c["status"] == "advancing" and due.get(c["id"], 0) <= now)
 
 
 def _next_due(ctx: Context, clock: str, target: int) -> tuple[int, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stripe_emulator.params import metadata_check
 from stripe_emulator.store import Obj
 
 UNSET = ""
@@ -19,6 +20,7 @@ def metadata_apply(current: dict[str, str], update: Any) -> dict[str, str]:
             merged.pop(key, None)
         else:
             merged[key] = value
+    metadata_check(merged)  # the limits hold for what the object ends up with
     return merged
 
 

@@ -16,7 +16,6 @@ _EMPTY: tuple[tuple[str, type], ...] = (
     ("/v1/accounts", P.AccountListParams),
     ("/v1/application_fees", P.ApplicationFeeListParams),
     ("/v1/balance_transactions", P.BalanceTransactionListParams),
-    ("/v1/billing/meters", P.billing.MeterListParams),
     ("/v1/billing_portal/configurations", P.billing_portal.ConfigurationListParams),
     ("/v1/country_specs", P.CountrySpecListParams),
     ("/v1/coupons", P.CouponListParams),

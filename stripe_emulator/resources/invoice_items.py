@@ -7,14 +7,20 @@ from typing import Any
 import stripe.params as P
 
 from stripe_emulator.context import Context
-from stripe_emulator.errors import invalid_request
+from stripe_emulator.currencies import currency_check
+from stripe_emulator.errors import invalid_request, negative, only_one_of
 from stripe_emulator.ids import new_id
 from stripe_emulator.render import paginate
 from stripe_emulator.routing import route
 from stripe_emulator.store import Obj
 
 from .common import assign, created_filter, deleted
-from .invoicing import invoice_add_line, invoice_item_line, invoice_remove_item_line
+from .invoicing import (
+    customer_currency_set,
+    invoice_add_line,
+    invoice_item_line,
+    invoice_remove_item_line,
+)
 
 
 def invoice_item_add(
@@ -67,6 +73,7 @@ def invoice_item_add(
         "net_amount": amount,
         "customer_account": None,
     }
+    customer_currency_set(ctx, customer["id"], currency)
     ctx.store.add(item)
     ctx.emit("invoiceitem.created", item)
     return item
@@ -74,11 +81,19 @@ def invoice_item_add(
 
 def invoice_item_create(ctx: Context, params: dict[str, Any]) -> Obj:
     customer = ctx.fetch("customer", params.get("customer"), param="customer")
+    only_one_of(params, "amount", "pricing", "price_data", "unit_amount_decimal")
     quantity = params.get("quantity", 1)
+    negative(quantity, "quantity")
     price = None
     price_id = (params.get("pricing") or {}).get("price")
     if price_id:
         price = ctx.fetch("price", price_id, param="pricing[price]")
+        if price["type"] == "recurring":
+            raise invalid_request(
+                "The price specified is set to `type=recurring` but this field only accepts "
+                "prices with `type=one_time`.",
+                param="pricing[price]",
+            )
         amount, currency = price["unit_amount"] * quantity, price["currency"]
     elif "price_data" in params:
         data = params["price_data"]
@@ -92,16 +107,25 @@ def invoice_item_create(ctx: Context, params: dict[str, Any]) -> Obj:
         currency = params.get("currency") or "usd"
     else:
         raise invalid_request("Missing required param: amount.", param="amount")
+    currency = currency_check(currency, "currency")
     subscription_id = params.get("subscription")
     if subscription_id:
-        ctx.fetch("subscription", subscription_id, param="subscription")
+        subscription = ctx.fetch("subscription", subscription_id, param="subscription")
+        _same_customer(subscription, customer, "subscription")
     period = params.get("period")
     invoice = None
     if params.get("invoice"):
         invoice = ctx.fetch("invoice", params["invoice"], param="invoice")
+        _same_customer(invoice, customer, "invoice")
         if invoice["status"] != "draft":
             raise invalid_request(
                 "You can only add invoice items to draft invoices.", param="invoice"
+            )
+        if currency != invoice["currency"]:
+            raise invalid_request(
+                f"The currency of this invoice item ({currency}) must match the currency of "
+                f"the invoice ({invoice['currency']}).",
+                param="currency",
             )
     item = invoice_item_add(
         ctx,
@@ -120,6 +144,16 @@ def invoice_item_create(ctx: Context, params: dict[str, Any]) -> Obj:
         invoice_add_line(invoice, invoice_item_line(invoice, item, ctx.store))
         ctx.store.touch(invoice)
     return item
+
+
+def _same_customer(owner: Obj, customer: Obj, param: str) -> None:
+    """An invoice item joins only an invoice or subscription of its own customer."""
+    if owner["customer"] != customer["id"]:
+        raise invalid_request(
+            f"The {param} {owner['id']} belongs to customer {owner['customer']}, not to "
+            f"{customer['id']}.",
+            param=param,
+        )
 
 
 def _editable(ctx: Context, item_id: str) -> tuple[Obj, Obj | None]:

@@ -12,7 +12,11 @@ from stripe_emulator.ids import new_id, random_token
 from stripe_emulator.render import list_object
 from stripe_emulator.store import Obj, Store
 
-from .payment_methods import payment_method_attach, payment_method_resolve
+from .payment_methods import (
+    payment_method_attach,
+    payment_method_check_usable,
+    payment_method_resolve,
+)
 from .payments import charge_attempt
 
 # Stripe finalizes a subscription's draft about an hour after creating it.
@@ -266,9 +270,18 @@ def invoice_pull_pending(ctx: Context, invoice: Obj, subscription_id: str | None
 def invoice_open(ctx: Context, invoice: Obj) -> Obj:
     """Store a built draft and announce it."""
     invoice["webhooks_delivered_at"] = invoice["created"]
+    customer_currency_set(ctx, invoice["customer"], invoice["currency"])
     ctx.store.add(invoice)
     ctx.emit("invoice.created", invoice)
     return invoice
+
+
+def customer_currency_set(ctx: Context, customer_id: str, currency: str) -> None:
+    """A customer's currency is fixed by the first thing it is invoiced in."""
+    customer = ctx.store.get(customer_id)
+    if customer is not None and customer.get("currency") is None:
+        customer["currency"] = currency
+        ctx.store.touch(customer)
 
 
 def invoice_finalize(ctx: Context, invoice: Obj) -> None:
@@ -311,11 +324,13 @@ def _payment_method_for(ctx: Context, invoice: Obj, explicit: str | None) -> Obj
     customer = ctx.fetch("customer", invoice["customer"])
     if explicit:
         method = payment_method_resolve(ctx, explicit)
+        payment_method_check_usable(method)
         if method["customer"] is None:
             payment_method_attach(ctx, method, customer)
         elif method["customer"] != customer["id"]:
             raise invalid_request(
-                "The payment method must belong to the customer of the invoice.",
+                f"The PaymentMethod provided ({method['id']}) does not belong to the Customer "
+                f"({customer['id']}) of this invoice. Attach it to that Customer first.",
                 param="payment_method",
             )
         return method

@@ -85,8 +85,24 @@ def payment_method_resolve(ctx: Context, value: str, *, param: str = "payment_me
     return ctx.fetch("payment_method", value, label=LABEL, param=param)
 
 
+# Stripe's answer to a payment method that was detached (detachment is permanent).
+SPENT_MESSAGE = (
+    "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
+    "attachment, shared with a connected account without Customer attachment, or was "
+    "detached from a Customer. It may not be used again. To use a PaymentMethod multiple "
+    "times, you must attach it to a Customer first."
+)
+
+
+def payment_method_check_usable(payment_method: Obj, param: str = "payment_method") -> None:
+    """A detached payment method can neither be attached again nor pay."""
+    if payment_method.get("_detached"):
+        raise invalid_request(SPENT_MESSAGE, param=param)
+
+
 def payment_method_check_attachable(payment_method: Obj, customer_id: str) -> None:
     """Raise what Stripe answers when this card cannot be attached to the customer."""
+    payment_method_check_usable(payment_method)
     if payment_method["customer"] not in (None, customer_id):
         raise invalid_request(
             "The payment method you provided has already been attached to a customer.",
@@ -123,6 +139,7 @@ def payment_method_detach(ctx: Context, params: dict[str, Any], payment_method: 
         ctx.emit("customer.updated", customer, before)
     previous = ctx.snapshot(method)
     method["customer"] = None
+    method["_detached"] = True
     ctx.store.touch(method)
     ctx.emit("payment_method.detached", method, previous)
     return method

@@ -7,13 +7,18 @@ from typing import Any
 import stripe.params as P
 
 from stripe_emulator.context import Context
-from stripe_emulator.errors import invalid_request
+from stripe_emulator.errors import invalid_request, negative
 from stripe_emulator.render import paginate
 from stripe_emulator.routing import route
 from stripe_emulator.store import Obj
 
 from .common import deleted
-from .subscription_lifecycle import ENDED, item_changes_apply, subscription_items
+from .subscription_lifecycle import (
+    ENDED,
+    item_changes_apply,
+    proration_date_check,
+    subscription_items,
+)
 
 
 def _live_subscription(ctx: Context, subscription_id: Any) -> Obj:
@@ -26,6 +31,8 @@ def _live_subscription(ctx: Context, subscription_id: Any) -> Obj:
 
 
 def _change(ctx: Context, subscription: Obj, change: dict[str, Any], params: dict[str, Any]) -> Obj:
+    negative(params.get("quantity"), "quantity")
+    proration_date_check(ctx.store, subscription, params)
     before = ctx.snapshot(subscription)
     [item] = item_changes_apply(
         ctx,
@@ -34,6 +41,7 @@ def _change(ctx: Context, subscription: Obj, change: dict[str, Any], params: dic
         behavior=params.get("proration_behavior", "create_prorations"),
         at=params.get("proration_date") or ctx.now(subscription["test_clock"]),
         param="items",
+        items_param="price",
     )
     ctx.store.touch(subscription)
     ctx.emit("customer.subscription.updated", subscription, before)

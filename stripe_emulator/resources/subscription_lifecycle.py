@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stripe_emulator.context import Context
-from stripe_emulator.errors import invalid_request, resource_missing
+from stripe_emulator.errors import invalid_request, negative, resource_missing
 from stripe_emulator.ids import new_id
 from stripe_emulator.store import Obj, Store
 from stripe_emulator.timeutil import DAY, add_interval
@@ -81,6 +81,41 @@ def recurring_price(ctx: Context, spec: dict[str, Any], param: str) -> Obj:
             param=f"{param}[price]",
         )
     return price
+
+
+def items_check(prices: list[Obj], specs: list[dict[str, Any]], param: str) -> None:
+    """What Stripe refuses in a subscription's items as they will be: a negative quantity,
+    the same price twice, prices of different intervals or currencies."""
+    for index, spec in enumerate(specs):
+        negative(spec.get("quantity"), f"{param}[{index}][quantity]")
+    seen: set[str] = set()
+    for price in prices:
+        if price["id"] in seen:
+            raise invalid_request(
+                f"Cannot add multiple subscription items with the same price: {price['id']}.",
+                param=param,
+            )
+        seen.add(price["id"])
+    intervals = {(p["recurring"]["interval"], p["recurring"]["interval_count"]) for p in prices}
+    if len(intervals) > 1 or len({p["currency"] for p in prices}) > 1:
+        raise invalid_request(
+            "All prices on a subscription must have the same currency and billing interval.",
+            param=param,
+        )
+
+
+def proration_date_check(store: Store, subscription: Obj, params: dict[str, Any]) -> None:
+    """A ``proration_date`` must fall within the subscription's current period."""
+    at = params.get("proration_date")
+    if at is None:
+        return
+    start, end = subscription_period(store, subscription)
+    if not start <= at <= end:
+        raise invalid_request(
+            "The proration_date must be within the current billing period of the "
+            f"subscription ({start} to {end}).",
+            param="proration_date",
+        )
 
 
 def item_new(
@@ -258,7 +293,11 @@ class _ItemChange:
 
 
 def _plan_item_changes(
-    ctx: Context, subscription: Obj, changes: list[dict[str, Any]], param: str
+    ctx: Context,
+    subscription: Obj,
+    changes: list[dict[str, Any]],
+    param: str,
+    items_param: str,
 ) -> list[_ItemChange]:
     """Check every change before any is made, so a bad one leaves the subscription as it was."""
     items = {item["id"]: item for item in subscription_items(ctx.store, subscription)}
@@ -283,6 +322,10 @@ def _plan_item_changes(
     added = sum(change.item is None for change in plan)
     if len(items) - removed + added < 1:
         raise invalid_request("A subscription must have at least one item.", param=param)
+    changed = {change.item["id"] for change in plan if change.item is not None}
+    kept = [ctx.fetch("price", i["price"]) for i in items.values() if i["id"] not in changed]
+    after = kept + [change.price for change in plan if change.price is not None]
+    items_check(after, changes, items_param)
     return plan
 
 
@@ -294,9 +337,11 @@ def item_changes_apply(
     behavior: str,
     at: int,
     param: str,
+    items_param: str | None = None,
 ) -> list[Obj]:
-    """Add, reprice, requantify or delete items; returns the items touched."""
-    plan = _plan_item_changes(ctx, subscription, changes, param)
+    """Add, reprice, requantify or delete items; returns the items touched. A refusal of
+    the resulting set of items names ``items_param`` (``price`` for one item's endpoint)."""
+    plan = _plan_item_changes(ctx, subscription, changes, param, items_param or param)
     period = subscription_period(ctx.store, subscription)
     touched = []
     pending: list[Proration] = []

@@ -9,7 +9,7 @@ from typing import Any
 import stripe.params as P
 
 from stripe_emulator.context import Context
-from stripe_emulator.errors import card_declined, invalid_request
+from stripe_emulator.errors import card_declined, invalid_request, only_one_of
 from stripe_emulator.ids import new_id
 from stripe_emulator.render import paginate
 from stripe_emulator.routing import route
@@ -29,6 +29,8 @@ from .subscription_lifecycle import (
     invoice_now,
     item_changes_apply,
     item_new,
+    items_check,
+    proration_date_check,
     recurring_price,
     set_period,
     subscription_end,
@@ -84,12 +86,9 @@ def subscription_start(ctx: Context, params: dict[str, Any]) -> Obj:
     prices = [
         recurring_price(ctx, spec, f"items[{index}]") for index, spec in enumerate(params["items"])
     ]
+    items_check(prices, params["items"], "items")
+    only_one_of(params, "cancel_at", "cancel_at_period_end")
     intervals = {(p["recurring"]["interval"], p["recurring"]["interval_count"]) for p in prices}
-    if len(intervals) > 1 or len({p["currency"] for p in prices}) > 1:
-        raise invalid_request(
-            "All prices on a subscription must have the same currency and billing interval.",
-            param="items",
-        )
     now = ctx.now(customer["test_clock"])
     trial_end = _trial_end(params, prices, now)
     method = _default_payment_method(ctx, customer, params.get("default_payment_method"))
@@ -145,7 +144,13 @@ def subscription_start(ctx: Context, params: dict[str, Any]) -> Obj:
         "description": params.get("description"),
         "discounts": [],
         "ended_at": None,
-        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "invoice_settings": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": None,
+            "footer": None,
+            "issuer": {"type": "self"},
+        },
         "latest_invoice": None,
         "livemode": False,
         "metadata": dict(params.get("metadata") or {}),
@@ -213,15 +218,29 @@ def subscription_retrieve(ctx: Context, params: dict[str, Any], subscription: st
     return ctx.fetch("subscription", subscription)
 
 
+# What a canceled subscription still lets one change.
+_ENDED_UPDATABLE = {"metadata", "cancellation_details", "expand"}
+
+
 def subscription_update(ctx: Context, params: dict[str, Any], subscription: str) -> Obj:
     found = ctx.fetch("subscription", subscription)
     if found["status"] in ENDED:
-        raise invalid_request(
-            "A canceled subscription can only update its cancellation_details and metadata.",
-            param="subscription",
-        )
+        if set(params) - _ENDED_UPDATABLE:
+            raise invalid_request(
+                "A canceled subscription can only update its cancellation_details and metadata.",
+                param=sorted(set(params) - _ENDED_UPDATABLE)[0],
+            )
+        before = ctx.snapshot(found)
+        _cancellation_details_apply(found, params)
+        assign(found, params, ())
+        ctx.store.touch(found)
+        ctx.emit("customer.subscription.updated", found, before)
+        return found
+    only_one_of(params, "cancel_at", "cancel_at_period_end")
+    proration_date_check(ctx.store, found, params)
     customer = ctx.fetch("customer", found["customer"])
     before = ctx.snapshot(found)
+    _cancellation_details_apply(found, params)
     now = params.get("proration_date") or ctx.now(found["test_clock"])
     if params.get("default_payment_method"):
         _default_payment_method(ctx, customer, params["default_payment_method"])
@@ -281,12 +300,16 @@ def subscription_cancel(ctx: Context, params: dict[str, Any], subscription: str)
     found = ctx.fetch("subscription", subscription)
     if found["status"] in ENDED:
         raise invalid_request("This subscription has already been canceled.", param="subscription")
+    _cancellation_details_apply(found, params)
+    subscription_end(ctx, found, reason="cancellation_requested")
+    return found
+
+
+def _cancellation_details_apply(subscription: Obj, params: dict[str, Any]) -> None:
     details = params.get("cancellation_details") or {}
     for key in ("comment", "feedback"):
         if key in details:
-            found["cancellation_details"][key] = details[key] or None
-    subscription_end(ctx, found, reason="cancellation_requested")
-    return found
+            subscription["cancellation_details"][key] = details[key] or None
 
 
 def subscription_resume(ctx: Context, params: dict[str, Any], subscription: str) -> Obj:

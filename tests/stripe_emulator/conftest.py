@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -211,3 +212,16 @@ def in_process() -> InProcessHarness:
 
 def path_of(url: str) -> str:
     return urlsplit(url).path
+
+
+def advance_clock(v1: Any, clock_id: str, frozen_time: int, *, timeout: float = 5.0) -> Any:
+    """Advance a test clock and poll until it is ``ready``, as a client of Stripe must: the
+    advance answers ``advancing`` and the clock's objects move afterwards."""
+    clock = v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": frozen_time})
+    deadline = time.monotonic() + timeout
+    while clock.status == "advancing":
+        assert time.monotonic() < deadline, f"test clock {clock_id} still advancing"
+        time.sleep(0.01)
+        clock = v1.test_helpers.test_clocks.retrieve(clock_id)
+    assert clock.status == "ready", clock.status
+    return clock

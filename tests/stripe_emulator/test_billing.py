@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import stripe
 
-from .conftest import InProcessHarness
+from .conftest import InProcessHarness, advance_clock
 
 DAY = 86400
 START = 1_800_000_000
@@ -54,7 +54,7 @@ def test_price_change_creates_prorations_for_the_next_invoice(
     item = subscription["items"].data[0]
     start, end = item.current_period_start, item.current_period_end
     halfway = start + (end - start) // 2
-    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": halfway})
+    advance_clock(api, clock.id, halfway)
 
     preview = api.invoices.create_preview(
         {
@@ -74,7 +74,7 @@ def test_price_change_creates_prorations_for_the_next_invoice(
     assert all(i.proration for i in pending)
     assert {i.parent.subscription_details.subscription for i in pending} == {subscription.id}
 
-    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": end + 2 * 3600})
+    advance_clock(api, clock.id, end + 2 * 3600)
     renewal = api.invoices.retrieve(api.subscriptions.retrieve(subscription.id).latest_invoice)
     assert renewal.status == "paid"
     assert sorted(line.amount for line in renewal.lines.data) == [-500, 1500, 3000]
@@ -89,12 +89,10 @@ def test_always_invoice_bills_at_once_and_none_bills_nothing(api: Any) -> None:
         {"customer": customer.id, "items": [{"price": basic.id}]}
     )
     item = subscription["items"].data[0]
-    api.test_helpers.test_clocks.advance(
+    advance_clock(
+        api,
         clock.id,
-        {
-            "frozen_time": item.current_period_start
-            + (item.current_period_end - item.current_period_start) // 2
-        },
+        item.current_period_start + (item.current_period_end - item.current_period_start) // 2,
     )
     api.subscriptions.update(
         subscription.id, {"items": [{"id": item.id, "quantity": 2}], "proration_behavior": "none"}
@@ -125,7 +123,7 @@ def test_pending_invoice_items_join_the_renewal(api: Any) -> None:
     assert api.invoice_items.delete(gone.id).deleted is True
     assert [i.id for i in _pending(api, customer)] == [usage.id]
 
-    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": START + 5 * DAY + 60})
+    advance_clock(api, clock.id, START + 5 * DAY + 60)
     draft = api.invoices.retrieve(api.subscriptions.retrieve(subscription.id).latest_invoice)
     assert draft.status == "draft"
     assert draft.automatically_finalizes_at == START + 5 * DAY + 3600
@@ -134,7 +132,7 @@ def test_pending_invoice_items_join_the_renewal(api: Any) -> None:
     api.invoice_items.update(usage.id, {"amount": 400})
     assert api.invoices.retrieve(draft.id).total == 1400
 
-    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": START + 5 * DAY + 2 * 3600})
+    advance_clock(api, clock.id, START + 5 * DAY + 2 * 3600)
     paid = api.invoices.retrieve(draft.id)
     assert (paid.status, paid.amount_paid) == ("paid", 1400)
     with pytest.raises(stripe.InvalidRequestError):
@@ -228,7 +226,14 @@ def test_subscription_needs_a_payment_method_unless_trialing(api: Any) -> None:
 
 def test_metered_prices_bill_nothing_without_usage(api: Any) -> None:
     customer, _ = _customer_with_card(api)
-    metered = _monthly(api, 5, usage_type="metered")
+    meter = api.billing.meters.create(
+        {
+            "display_name": "API calls",
+            "event_name": "api_calls",
+            "default_aggregation": {"formula": "sum"},
+        }
+    )
+    metered = _monthly(api, 5, usage_type="metered", meter=meter.id)
     subscription = api.subscriptions.create(
         {"customer": customer.id, "items": [{"price": metered.id}], "expand": ["latest_invoice"]}
     )
@@ -479,7 +484,7 @@ def test_a_downgrade_credit_lowers_the_next_invoice(in_process):
     )  # fmt: skip
     item = subscription["items"].data[0]
     midway = (item.current_period_start + item.current_period_end) // 2
-    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": midway})
+    advance_clock(api, clock.id, midway)
 
     api.subscriptions.update(
         subscription.id,
@@ -490,7 +495,7 @@ def test_a_downgrade_credit_lowers_the_next_invoice(in_process):
     assert (downgrade.amount_due, downgrade.ending_balance) == (0, downgrade.total)
     assert api.customers.retrieve(customer.id).balance == downgrade.total
 
-    api.test_helpers.test_clocks.advance(clock.id, {"frozen_time": item.current_period_end + 7200})
+    advance_clock(api, clock.id, item.current_period_end + 7200)
     renewal = api.invoices.list({"subscription": subscription.id}).data[0]
     assert renewal.billing_reason == "subscription_cycle"
     assert renewal.starting_balance == downgrade.total

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from .conftest import Harness
+from .conftest import Harness, advance_clock
 
 DAY = 86400
 START = 1_800_000_000
@@ -70,7 +70,7 @@ def test_customer_journey(harness: Harness) -> None:
     trial_end = subscription.trial_end
     assert trial_end == START + 14 * DAY
 
-    client.v1.test_helpers.test_clocks.advance(clock.id, {"frozen_time": trial_end + 2 * 3600})
+    advance_clock(client.v1, clock.id, trial_end + 2 * 3600)
     subscription = client.v1.subscriptions.retrieve(subscription.id, {"expand": ["latest_invoice"]})
     renewal = subscription.latest_invoice
     assert subscription.status == "active"
@@ -88,7 +88,7 @@ def test_customer_journey(harness: Harness) -> None:
     client.v1.customers.update(
         customer.id, {"invoice_settings": {"default_payment_method": failing.id}}
     )
-    client.v1.test_helpers.test_clocks.advance(clock.id, {"frozen_time": period_end + 2 * 3600})
+    advance_clock(client.v1, clock.id, period_end + 2 * 3600)
     subscription = client.v1.subscriptions.retrieve(subscription.id)
     failed = client.v1.invoices.retrieve(subscription.latest_invoice)
     assert (subscription.status, failed.status, failed.attempt_count) == ("past_due", "open", 1)
@@ -107,7 +107,7 @@ def test_customer_journey(harness: Harness) -> None:
     subscription = client.v1.subscriptions.update(subscription.id, {"cancel_at_period_end": True})
     assert subscription.cancel_at_period_end is True
     end = subscription["items"].data[0].current_period_end
-    client.v1.test_helpers.test_clocks.advance(clock.id, {"frozen_time": end + 60})
+    advance_clock(client.v1, clock.id, end + 60)
     subscription = client.v1.subscriptions.retrieve(subscription.id)
     assert (subscription.status, subscription.ended_at) == ("canceled", end)
 

@@ -8,18 +8,31 @@ the emulator leaves out must be named, with its reason, in ``stripe_emulator/REA
 from __future__ import annotations
 
 import json
+import sys
+import types
+import typing
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from stripe import StripeObject
+from stripe._object_classes import OBJECT_CLASSES, get_object_class
 
 from stripe_emulator.render import render, render_with_expand
 
-from .conftest import InProcessHarness
+from .conftest import InProcessHarness, advance_clock
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "stripe" / "fixtures3.json"
+# ``../shared`` of the main checkout; a worktree one level deeper finds it a level up.
+FIXTURES = next(
+    (
+        base / "shared" / "stripe" / "fixtures3.json"
+        for base in REPO.parents
+        if (base / "shared" / "stripe" / "fixtures3.json").exists()
+    ),
+    REPO.parent / "shared" / "stripe" / "fixtures3.json",
+)
 README = REPO / "stripe_emulator" / "README.md"
 
 # Keys Stripe returns at the pinned version that the example happens not to show.
@@ -33,6 +46,8 @@ ALLOWED_EXTRA = {
     "payment_intent.last_payment_error.decline_code": "the example shows only the error's type",
     "payment_intent.last_payment_error.message": "the example shows only the error's type",
     "payment_intent.last_payment_error.charge": "the example shows only the error's type",
+    "test_helpers.test_clock.status_details.advancing": "the target of an advance in progress; "
+    "the example is a ready clock",
 }
 
 
@@ -103,11 +118,34 @@ def produced() -> dict[str, list[dict[str, Any]]]:
     )
     client.v1.subscriptions.update(subscription.id, {"default_payment_method": failing.id})
     end = client.v1.subscriptions.retrieve(subscription.id)["items"].data[0].current_period_end
-    client.v1.test_helpers.test_clocks.advance(clock.id, {"frozen_time": end + 7200})
+    advance_clock(client.v1, clock.id, end + 7200)
+    add_on = client.v1.prices.create(
+        {
+            "product": price.product,
+            "currency": "usd",
+            "unit_amount": 500,
+            "recurring": {"interval": "month"},
+        }
+    )
     client.v1.subscription_items.delete(
         client.v1.subscription_items.create(
-            {"subscription": subscription.id, "price": price.id, "quantity": 2}
+            {"subscription": subscription.id, "price": add_on.id, "quantity": 2}
         ).id
+    )
+    meter = client.v1.billing.meters.create(
+        {
+            "display_name": "API calls",
+            "event_name": "api_calls",
+            "default_aggregation": {"formula": "sum"},
+        }
+    )
+    client.v1.prices.create(
+        {
+            "product": price.product,
+            "currency": "usd",
+            "unit_amount": 2,
+            "recurring": {"interval": "month", "usage_type": "metered", "meter": meter.id},
+        }
     )
     product = client.v1.products.create({"name": "Temporary"})
     client.v1.products.delete(product.id)
@@ -207,6 +245,7 @@ def test_every_resource_is_covered(produced: dict[str, list[dict[str, Any]]]) ->
         "event",
         "webhook_endpoint",
         "test_helpers.test_clock",
+        "billing.meter",
         "deleted_customer",
         "deleted_product",
         "deleted_invoiceitem",
@@ -218,14 +257,130 @@ def test_every_resource_is_covered(produced: dict[str, list[dict[str, Any]]]) ->
     assert expected <= set(produced)
 
 
+def _paths(value: Any, prefix: str) -> tuple[set[str], set[str]]:
+    """The dotted key paths in ``value`` and those among them holding an object with keys
+    (list items count as the list's path); objects of their own type are not entered, they
+    are checked against their own example."""
+    keys: set[str] = set()
+    containers: set[str] = set()
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict) or not item:
+            continue
+        containers.add(prefix)
+        for key, child in item.items():
+            path = f"{prefix}.{key}"
+            keys.add(path)
+            own_kind = isinstance(child, dict) and isinstance(child.get("object"), str)
+            if not own_kind:
+                child_keys, child_containers = _paths(child, path)
+                keys |= child_keys
+                containers |= child_containers
+    return keys, containers
+
+
 def test_left_out_keys_are_documented(
     examples: dict[str, Any], produced: dict[str, list[dict[str, Any]]]
 ) -> None:
+    """Every key of the example, nested ones too, is returned or named in the README (a
+    nested key is judged only where the emulator returns its parent as an object)."""
     readme = README.read_text()
     undocumented = []
     for kind, objects in produced.items():
-        missing = set(examples[kind]) - set().union(*(set(obj) for obj in objects))
-        undocumented += [
-            f"{kind}.{key}" for key in sorted(missing) if f"`{kind}.{key}`" not in readme
-        ]
-    assert undocumented == []
+        ours: set[str] = set()
+        ours_containers: set[str] = set()
+        for obj in objects:
+            keys, containers = _paths(obj, kind)
+            ours |= keys
+            ours_containers |= containers
+        expected, _ = _paths(examples[kind], kind)
+        missing = {
+            path for path in expected - ours if path.rsplit(".", 1)[0] in ours_containers | {kind}
+        }
+        undocumented += [path for path in sorted(missing) if f"`{path}`" not in readme]
+    assert undocumented == [], "\n".join(undocumented)
+
+
+def _enum_problems(value: Any, cls: type, path: str) -> list[str]:
+    """Strings outside the ``Literal`` choices stripe-python declares for the pinned API
+    version, walking nested objects (``checkout.session.ui_mode`` is ``hosted_page`` at
+    dahlia, not the ``hosted`` of older versions)."""
+    if not isinstance(value, dict):
+        return []
+    module = sys.modules[cls.__module__].__dict__
+    namespace = {**module, **{name: getattr(cls, name) for name in dir(cls)}}
+    problems = []
+    for klass in reversed(cls.__mro__):
+        for key, annotation in getattr(klass, "__annotations__", {}).items():
+            if key not in value or key.startswith("_"):
+                continue
+            problems += _check_value(
+                value[key], _annotation(annotation, namespace), f"{path}.{key}"
+            )
+    return problems
+
+
+def _annotation(annotation: Any, namespace: dict[str, Any]) -> Any:
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, namespace)  # noqa: S307 - stripe-python's own annotations
+    except NameError:  # a type from another module, imported only for type checking
+        return Any
+
+
+def _check_value(value: Any, tp: Any, path: str) -> list[str]:
+    options = (
+        typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    )
+    literals = [v for o in options if typing.get_origin(o) is Literal for v in typing.get_args(o)]
+    if literals and isinstance(value, str) and value not in literals:
+        return [f"{path}={value!r} (allowed: {', '.join(map(str, literals))})"]
+    for option in options:
+        if typing.get_origin(option) is list and isinstance(value, list):
+            [item_type] = typing.get_args(option)
+            return [p for item in value for p in _check_value(item, item_type, f"{path}[]")]
+        if (
+            isinstance(option, type)
+            and issubclass(option, StripeObject)
+            and isinstance(value, dict)
+        ):
+            if isinstance(value.get("object"), str) and value["object"] in OBJECT_CLASSES:
+                return []  # an object of its own type is checked on its own
+            return _enum_problems(value, option, path)
+    return []
+
+
+def test_enum_values_exist_at_the_pinned_version(
+    produced: dict[str, list[dict[str, Any]]],
+) -> None:
+    problems = set()
+    for kind, objects in produced.items():
+        if kind.startswith("deleted_") or kind not in OBJECT_CLASSES:
+            continue
+        cls = get_object_class("V1", kind)
+        for obj in objects:
+            problems.update(_enum_problems(obj, cls, kind))
+    assert sorted(problems) == []
+
+
+@pytest.mark.parametrize("invoiced_by", ["invoice", "invoice item", "subscription"])
+def test_customer_currency_is_set_once_invoiced(invoiced_by: str) -> None:
+    client = InProcessHarness().client
+    customer = client.v1.customers.create({"email": "currency@example.com"})
+    assert customer.currency is None
+    if invoiced_by == "invoice":
+        client.v1.invoices.create({"customer": customer.id, "currency": "eur"})
+    elif invoiced_by == "invoice item":
+        client.v1.invoice_items.create({"customer": customer.id, "amount": 100, "currency": "eur"})
+    else:
+        price = client.v1.prices.create(
+            {
+                "product_data": {"name": "Euro plan"},
+                "currency": "eur",
+                "unit_amount": 0,
+                "recurring": {"interval": "month"},
+            }
+        )
+        client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
+    assert client.v1.customers.retrieve(customer.id).currency == "eur"

@@ -3,6 +3,7 @@ each request to the emulator with no socket, for the portal and for dj-stripe al
 Webhooks wait in the emulator until a test calls `stripe_emulator.deliver()`, which posts
 them, signed, to dj-stripe's webhook URL through Django's test client, as Stripe would."""
 
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -79,6 +80,21 @@ class StripeEmulator:
         self.emulator.webhooks.release_held()
         self.emulator.webhooks.flush()
         assert set(self.webhook_statuses) <= {200}, self.webhook_statuses
+
+    def advance_clock(self, clock_id: str, frozen_time: int, *, timeout: float = 5.0):
+        """Advance a test clock, poll until it is ready (Stripe answers `advancing` and
+        moves the clock's objects afterwards), then deliver what the advance sent."""
+        clock = self.client.v1.test_helpers.test_clocks.advance(
+            clock_id, {"frozen_time": frozen_time}
+        )
+        deadline = time.monotonic() + timeout
+        while clock.status == "advancing":
+            assert time.monotonic() < deadline, f"test clock {clock_id} still advancing"
+            time.sleep(0.01)
+            clock = self.client.v1.test_helpers.test_clocks.retrieve(clock_id)
+        assert clock.status == "ready", clock.status
+        self.deliver()
+        return clock
 
     def complete_checkout(self, url: str, token: str = "pm_card_visa") -> str:
         """Pay on the emulator's hosted Checkout page; returns where it redirects to."""

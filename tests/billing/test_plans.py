@@ -144,8 +144,7 @@ def run_journey(client, membership, stripe_emulator, stripe_client, clock, *, fa
     stripe_emulator.deliver()
 
     step()
-    stripe_client.v1.test_helpers.test_clocks.advance(clock.id, {"frozen_time": period_end + DAY})
-    stripe_emulator.deliver()
+    stripe_emulator.advance_clock(clock.id, period_end + DAY)
     final = CustomerPlan.objects.get(customer=customer)
     assert projection(customer) == stripe_truth(stripe_client, final.subscription_id)
     license = License.objects.get(customer=customer, revoked_at__isnull=True)

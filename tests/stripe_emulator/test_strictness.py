@@ -3,15 +3,18 @@ parameters with Stripe's 400 ``invalid_request_error`` naming the parameter."""
 
 from __future__ import annotations
 
+import inspect
 import re
+import types
 import typing
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
 from stripe_emulator import Emulator, emulator_in_process
 from stripe_emulator.params import fields
-from stripe_emulator.resources import ROUTES
+from stripe_emulator.resources import ROUTES, empty_lists
 from stripe_emulator.routing import Route
 
 from .conftest import API_KEY
@@ -232,3 +235,83 @@ def test_unknown_url_is_404(emulator: Emulator) -> None:
     status, body = call(emulator, "GET", "/v1/nothing_here", "")
     assert status == 404
     assert body["error"]["message"].startswith("Unrecognized request URL (GET: /v1/nothing_here)")
+
+
+README = Path(__file__).resolve().parents[2] / "stripe_emulator" / "README.md"
+
+
+def _strings(value: Any, found: set[str]) -> None:
+    if isinstance(value, str):
+        found.add(value)
+    elif isinstance(value, (tuple, list, set, frozenset)):
+        for item in value:
+            _strings(item, found)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _strings(key, found)
+            _strings(item, found)
+
+
+def _names_read(function: Any, seen: set[int], found: set[str]) -> None:
+    """Every string constant in ``function`` and in the emulator functions and constants
+    it reaches: a parameter whose name is not among them cannot change anything."""
+    if id(function) in seen:
+        return
+    seen.add(id(function))
+    codes = [function.__code__]
+    while codes:
+        code = codes.pop()
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                codes.append(const)
+            else:
+                _strings(const, found)
+        for name in code.co_names:
+            target = function.__globals__.get(name)
+            if inspect.isfunction(target) and target.__module__.startswith("stripe_emulator"):
+                _names_read(target, seen, found)
+            elif isinstance(target, (tuple, frozenset, set, dict)):
+                _strings(target, found)
+    for cell in function.__closure__ or ():
+        _strings(cell.cell_contents, found)
+
+
+def _payment_method_types(route: Route) -> set[str]:
+    declared = fields(route.params)
+    if "type" not in declared:
+        return set()
+    return {
+        value
+        for option in _choices(declared["type"][0])
+        if typing.get_origin(option) is Literal
+        for value in typing.get_args(option)
+    }
+
+
+def _readme_table() -> dict[str, set[str]]:
+    section = README.read_text().split("## Accepted but not emulated", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for line in section.splitlines():
+        found = re.match(r"^\| `((?:GET|POST|DELETE) \S+)` \| (.*) \|$", line)
+        if found:
+            table[found.group(1)] = set(re.findall(r"`(\w+)`", found.group(2)))
+    return table
+
+
+def test_readme_lists_what_is_accepted_but_not_emulated() -> None:
+    table = _readme_table()
+    missing, stale = [], []
+    for route in ROUTES:
+        if inspect.getmodule(route.handler) is empty_lists:
+            continue
+        label = f"{route.method} {route.pattern}"
+        declared = set(fields(route.params)) - {"expand"}
+        read: set[str] = set()
+        _names_read(route.handler, set(), read)
+        unread = declared - read - _payment_method_types(route)
+        listed = table.pop(label, set())
+        missing += [f"{label}: {name}" for name in sorted(unread - listed)]
+        stale += [f"{label}: {name}" for name in sorted(listed - declared)]
+    stale += [f"{label} (no such endpoint)" for label in table]
+    assert missing == [], "not in the README's table:\n" + "\n".join(missing)
+    assert stale == [], "\n".join(stale)

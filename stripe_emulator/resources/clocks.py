@@ -14,7 +14,7 @@ from stripe_emulator.errors import invalid_request
 from stripe_emulator.ids import new_id
 from stripe_emulator.render import paginate
 from stripe_emulator.routing import route
-from stripe_emulator.store import Obj
+from stripe_emulator.store import Obj, Store
 from stripe_emulator.timeutil import DAY, add_interval
 
 from .common import deleted
@@ -143,7 +143,7 @@ def clock_settle(ctx: Context, clock: Obj) -> None:
     ctx.emit("test_helpers.test_clock.ready", clock)
 
 
-def clocks_due(store: Any, due: dict[str, float], now: float) -> list[Obj]:
+def clocks_due(store: Store, due: dict[str, float], now: float) -> list[Obj]:
     """Advancing clocks whose advance should be finished by ``now`` (monotonic time; one
     left advancing by a previous process is finished at once)."""
     return store.select(CLOCK, lambda c: c["status"] == "advancing" and due.get(c["id"], 0) <= now)

@@ -17,6 +17,7 @@ from licensing.models import License, PlanFeature, UsageTotal
 from . import serializers
 from .authentication import IdentityTokenAuthentication, ServiceKeyAuthentication
 from .errors import error_response
+from .parsers import JSONParser
 
 MAX_BATCH = 1000
 DATETIME = fields.DateTimeField()  # the API's one way of writing times
@@ -34,6 +35,8 @@ class IsAuthenticatedCaller(permissions.BasePermission):
 class ServiceAPIView(APIView):
     authentication_classes = [ServiceKeyAuthentication]
     permission_classes = [IsAuthenticatedCaller]
+    # JSON only: a form's values are all strings, and the API's types are strict.
+    parser_classes = [JSONParser]
 
 
 class CheckAccessView(ServiceAPIView):

@@ -1,9 +1,10 @@
 """What a customer may use now, decided from local state only (no Stripe call): their plan
 projection or free trial, the catalog's limits, and the usage totals of the period."""
 
+import calendar
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
@@ -75,17 +76,42 @@ def standing_from(
     return Standing(None, "expired", None, Reason.TRIAL_EXPIRED)
 
 
+def _months_before(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` earlier, on the month's last day where it is shorter
+    (as Stripe moves a period's start from the 31st)."""
+    index = moment.year * 12 + moment.month - 1 - months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
 def usage_period(standing: Standing, reset: str, at: datetime) -> tuple[datetime, datetime | None]:
     """(start, resets_at) of the period usage at `at` counts in: the paid period for a
-    monthly reset on a paid plan, the calendar month (UTC) otherwise, or forever."""
+    monthly reset on a paid plan (or the one before it, which is as many months long), the
+    calendar month (UTC) otherwise, or forever."""
     if reset == PlanFeature.Reset.NEVER:
         return FOREVER, None
-    if standing.period and standing.period[0] <= at < standing.period[1]:
-        return standing.period
+    if standing.period:
+        start, end = standing.period
+        if start <= at < end:
+            return standing.period
+        months = max(1, (end.year - start.year) * 12 + end.month - start.month)
+        if (previous := _months_before(start, months)) <= at < start:
+            return previous, start
     month_start = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     if month_start.month == 12:
         return month_start, month_start.replace(year=month_start.year + 1, month=1)
     return month_start, month_start.replace(month=month_start.month + 1)
+
+
+def usage_previous_period_start(standing: Standing, reset: str, now: datetime) -> datetime | None:
+    """Where the period before the current one starts: usage may be reported late by up to
+    that much. None for a feature that never resets, whose use counts in one period."""
+    if reset == PlanFeature.Reset.NEVER:
+        return None
+    start, _resets_at = usage_period(standing, reset, now)
+    previous, _start = usage_period(standing, reset, start - timedelta(microseconds=1))
+    return previous
 
 
 @dataclass(frozen=True)

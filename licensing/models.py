@@ -151,7 +151,8 @@ class ServiceAPIKey(models.Model):
 
 class UsageEvent(models.Model):
     """One report of use, as a service sent it: the ledger that totals and invoices are
-    built from. Recorded once per idempotency key; never changed."""
+    built from. Recorded once per idempotency key, whichever customer it names (a key is
+    the sending service's name for one report); never changed."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events")
     feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="usage_events")
@@ -165,7 +166,7 @@ class UsageEvent(models.Model):
         ordering = ["-occurred_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["customer", "idempotency_key"], name="licensing_usage_idempotency"
+                fields=["idempotency_key"], name="licensing_usage_idempotency_key"
             ),
         ]
         indexes = [models.Index(fields=["customer", "feature", "period_start"])]

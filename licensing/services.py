@@ -13,7 +13,13 @@ from accounts.models import Customer, Membership
 from accounts.services import customer_signup
 
 from .catalog import Catalog
-from .entitlements import customer_standing, limits_cache_clear, usage_period
+from .entitlements import (
+    Standing,
+    customer_standing,
+    limits_cache_clear,
+    usage_period,
+    usage_previous_period_start,
+)
 from .licenses import license_refresh
 from .models import CustomerPlan, Feature, Plan, PlanFeature, UsageEvent, UsageTotal
 
@@ -226,6 +232,58 @@ class FeatureNotMetered(ValueError):
     pass
 
 
+class UsageTimestampOutOfRange(ValueError):
+    """A report of use at a time no period anyone sees counts it in."""
+
+    def __init__(self, occurred_at: datetime, earliest: datetime, latest: datetime):
+        super().__init__(occurred_at)
+        self.occurred_at, self.earliest, self.latest = occurred_at, earliest, latest
+
+    @property
+    def too_early(self) -> bool:
+        return self.occurred_at < self.earliest
+
+
+class IdempotencyKeyReused(ValueError):
+    """The key names an earlier report that said something else."""
+
+    def __init__(self, first: UsageEvent):
+        super().__init__(first.idempotency_key)
+        self.first = first
+
+
+# How far ahead of our clock a service's clock may be.
+USAGE_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _usage_reset(plan_code: str | None, feature: Feature) -> str:
+    return (
+        PlanFeature.objects.filter(plan__code=plan_code, feature=feature)
+        .values_list("reset", flat=True)
+        .first()
+        or PlanFeature.Reset.MONTHLY
+    )
+
+
+def _usage_earliest(customer: Customer, standing: Standing, reset: str, now: datetime) -> datetime:
+    """The earliest time a use may be reported for: the start of the previous period, so
+    a late report still counts where the customer sees it; for a feature that never
+    resets, when the account was made."""
+    start = usage_previous_period_start(standing, reset, now)
+    return start if start is not None else customer.created_at - USAGE_CLOCK_SKEW
+
+
+def _same_report(event: UsageEvent, *, customer, feature, quantity, occurred_at) -> bool:
+    """Whether a repeat says what the first report said (a repeat that names no time
+    means the time of the first)."""
+    return (
+        event.customer_id == customer.pk
+        and event.feature_id == feature.pk
+        and event.quantity == quantity
+        and (occurred_at is None or event.occurred_at == occurred_at)
+    )
+
+
 @transaction.atomic
 def usage_record(
     *,
@@ -234,28 +292,45 @@ def usage_record(
     quantity: int,
     idempotency_key: str,
     occurred_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> tuple[UsageEvent, bool]:
     """Record a use once per idempotency key, counted toward the limit at once. A repeat
-    returns the first record and counts nothing (`created` False)."""
+    that says the same returns the first record and counts nothing (`created` False); one
+    that says something else raises IdempotencyKeyReused. `occurred_at` must lie between
+    the start of the previous period and a few minutes from now."""
     try:
         metered = Feature.objects.get(key=feature, is_active=True)
     except Feature.DoesNotExist:
         raise UnknownFeature(feature) from None
     if metered.kind != Feature.Kind.METERED:
         raise FeatureNotMetered(feature)
-    existing = UsageEvent.objects.filter(customer=customer, idempotency_key=idempotency_key)
+    report = {
+        "customer": customer, "feature": metered, "quantity": quantity,
+        "occurred_at": occurred_at,
+    }  # fmt: skip
+    # Keys are unique across customers: a service's key names one report, whoever's it is.
+    existing = UsageEvent.objects.filter(idempotency_key=idempotency_key)
     if first := existing.first():
+        if not _same_report(first, **report):
+            raise IdempotencyKeyReused(first)
         return first, False
 
-    occurred_at = occurred_at or timezone.now()
-    standing = customer_standing(customer, occurred_at)
-    reset = (
-        PlanFeature.objects.filter(plan__code=standing.plan_code, feature=metered)
-        .values_list("reset", flat=True)
-        .first()
-        or PlanFeature.Reset.MONTHLY
-    )
-    period_start, _resets_at = usage_period(standing, reset, occurred_at)
+    now = now or timezone.now()
+    at = occurred_at or now
+    standing = customer_standing(customer, now)
+    reset = _usage_reset(standing.plan_code, metered)
+    earliest, latest = _usage_earliest(customer, standing, reset, now), now + USAGE_CLOCK_SKEW
+    if not earliest <= at <= latest:
+        raise UsageTimestampOutOfRange(at, earliest, latest)
+    # A use a little ahead of our clock is the service's clock: it counts now, not in a
+    # period that has not begun.
+    counted_at = min(at, now)
+    if counted_at != now:
+        then = customer_standing(customer, counted_at)  # the trial may have run then
+        if then.plan_code != standing.plan_code:
+            reset = _usage_reset(then.plan_code, metered)
+        standing = then
+    period_start, _resets_at = usage_period(standing, reset, counted_at)
     try:
         with transaction.atomic():
             event = UsageEvent.objects.create(
@@ -263,11 +338,14 @@ def usage_record(
                 feature=metered,
                 quantity=quantity,
                 idempotency_key=idempotency_key,
-                occurred_at=occurred_at,
+                occurred_at=at,
                 period_start=period_start,
             )
     except IntegrityError:  # the same key, recorded by a concurrent request just now
-        return existing.get(), False
+        first = existing.get()
+        if not _same_report(first, **report):
+            raise IdempotencyKeyReused(first) from None
+        return first, False
     _usage_total_add(customer, metered, period_start, quantity)
     return event, True
 

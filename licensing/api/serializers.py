@@ -5,7 +5,41 @@ from rest_framework import serializers
 from accounts.models import CUSTOMER_ID_PREFIX
 
 
-class CustomerIdField(serializers.CharField):
+class JSONStringOnly:
+    """JSON strings and nothing else: DRF's CharField would take 5 as "5"."""
+
+    type_message = "Must be a JSON string."
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError(self.type_message, code="invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(JSONStringOnly, serializers.CharField):
+    pass
+
+
+class StrictSlugField(JSONStringOnly, serializers.SlugField):
+    pass
+
+
+class StrictDateTimeField(JSONStringOnly, serializers.DateTimeField):
+    type_message = "Must be an ISO 8601 string, like 2026-01-31T12:00:00Z."
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """JSON integers and nothing else: DRF's IntegerField would take "5", 5.0 and true."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError(
+                'Must be a JSON integer, like 5 (not "5" or 5.0).', code="invalid"
+            )
+        return data
+
+
+class CustomerIdField(StrictCharField):
     def __init__(self, **kwargs):
         super().__init__(max_length=37, min_length=37, **kwargs)
 
@@ -18,8 +52,8 @@ class CustomerIdField(serializers.CharField):
 
 class CheckAccessRequest(serializers.Serializer):
     customer_id = CustomerIdField()
-    feature = serializers.SlugField(max_length=64)
-    requested_usage = serializers.IntegerField(min_value=0, default=0, required=False)
+    feature = StrictSlugField(max_length=64)
+    requested_usage = StrictIntegerField(min_value=0, default=0, required=False)
 
 
 class Usage(serializers.Serializer):
@@ -44,10 +78,10 @@ class CheckAccessResponse(serializers.Serializer):
 
 class UsageRequest(serializers.Serializer):
     customer_id = CustomerIdField()
-    feature = serializers.SlugField(max_length=64)
-    quantity = serializers.IntegerField(min_value=1, max_value=10**12)
-    idempotency_key = serializers.CharField(min_length=1, max_length=255)
-    timestamp = serializers.DateTimeField(required=False)
+    feature = StrictSlugField(max_length=64)
+    quantity = StrictIntegerField(min_value=1, max_value=10**12)
+    idempotency_key = StrictCharField(min_length=1, max_length=255)
+    timestamp = StrictDateTimeField(required=False)
 
 
 class UsageRecorded(serializers.Serializer):

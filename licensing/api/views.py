@@ -16,7 +16,7 @@ from licensing.models import License, PlanFeature, UsageTotal
 
 from . import serializers
 from .authentication import IdentityTokenAuthentication, ServiceKeyAuthentication
-from .errors import error_response
+from .errors import error_response, field_error, invalid_request
 from .parsers import JSONParser
 
 MAX_BATCH = 1000
@@ -83,18 +83,49 @@ class UsageView(ServiceAPIView):
         responses={
             201: serializers.UsageRecorded,
             404: OpenApiResponse(serializers.ErrorResponse, description="Unknown customer"),
+            409: OpenApiResponse(
+                serializers.ErrorResponse,
+                description="The idempotency key was used for a different report",
+            ),
             **ERRORS,
         },
         summary="Report usage, once per idempotency key; a list reports a batch.",
+        description=(
+            "A timestamp may lie from the start of the feature's previous period to five "
+            "minutes from now. Repeating a key with the same report answers the first record; "
+            "with anything else, 409 `idempotency_key_reused`. A batch is recorded whole or "
+            "not at all, and its errors are keyed by the item's index."
+        ),
     )
     def post(self, request):
         batch = isinstance(request.data, list)
-        items = request.data if batch else [request.data]
-        if batch and not 1 <= len(items) <= MAX_BATCH:
-            return error_response("invalid_batch", f"A batch holds 1 to {MAX_BATCH} reports.", 400)
-        incoming = serializers.UsageRequest(data=items, many=True)
+
+        def at(index: int, fields: dict) -> dict:
+            return {str(index): fields} if batch else fields
+
+        if batch:
+            if not 1 <= len(request.data) <= MAX_BATCH:
+                return error_response(
+                    "invalid_batch", f"A batch holds 1 to {MAX_BATCH} reports.", 400
+                )
+            incoming = serializers.UsageRequest(data=request.data, many=True)
+        else:
+            incoming = serializers.UsageRequest(data=request.data)
         incoming.is_valid(raise_exception=True)
-        reports = incoming.validated_data
+        reports = incoming.validated_data if batch else [incoming.validated_data]
+
+        first_with_key, repeated = {}, {}
+        for index, report in enumerate(reports):
+            key = report["idempotency_key"]
+            if key in first_with_key:
+                message = f"Item {first_with_key[key]} has the same idempotency key."
+                repeated.update(
+                    at(index, field_error("idempotency_key", "duplicate_in_batch", message))
+                )
+            first_with_key.setdefault(key, index)
+        if repeated:
+            return invalid_request(repeated)
+
         customers = Customer.objects.in_bulk({r["customer_id"] for r in reports})
         for index, report in enumerate(reports):
             if report["customer_id"] not in customers:
@@ -102,7 +133,7 @@ class UsageView(ServiceAPIView):
                 return error_response(
                     "customer_not_found", f"{where}no customer {report['customer_id']}.", 404
                 )
-        recorded = []
+        recorded = []  # on an error, the failing item's index is len(recorded)
         try:
             with transaction.atomic():  # a batch is recorded whole or not at all
                 for report in reports:
@@ -118,14 +149,36 @@ class UsageView(ServiceAPIView):
             code = (
                 "unknown_feature"
                 if isinstance(error, services.UnknownFeature)
-                else ("feature_not_metered")
+                else "feature_not_metered"
             )
-            return error_response(
-                "invalid_request",
-                "Some fields are missing or wrong; see `fields`.",
-                400,
-                {"feature": [{"code": code, "message": f"No metered feature {error}."}]},
+            message = f"No metered feature {error}."
+            return invalid_request(at(len(recorded), field_error("feature", code, message)))
+        except services.UsageTimestampOutOfRange as error:
+            if error.too_early:
+                code = "too_old"
+                message = (
+                    f"Usage may be reported from {DATETIME.to_representation(error.earliest)} "
+                    "on: the start of the feature's previous period (for a feature that never "
+                    "resets, the account's start)."
+                )
+            else:
+                code = "in_the_future"
+                message = (
+                    "Usage may be reported up to five minutes ahead of our clock, until "
+                    f"{DATETIME.to_representation(error.latest)}."
+                )
+            return invalid_request(at(len(recorded), field_error("timestamp", code, message)))
+        except services.IdempotencyKeyReused as error:
+            first = error.first
+            message = (
+                f"The idempotency key {first.idempotency_key!r} already names another report "
+                f"({first.customer_id}, {first.feature.key}, quantity {first.quantity}, at "
+                f"{DATETIME.to_representation(first.occurred_at)}); use a new key for a new "
+                "report."
             )
+            code = "idempotency_key_reused"
+            fields = at(len(recorded), field_error("idempotency_key", code, message))
+            return error_response(code, message, 409, fields)
         body = [
             {
                 "id": event.pk,

@@ -234,21 +234,24 @@ def test_bad_usage_input_is_400_with_a_code_per_field(api, trial_customer, body,
     body = dict(body)
     response = report(api, body.pop("customer_id", trial_customer.customer_id), **body)
     assert response.status_code == 400
-    error = response.json()["error"]
-    fields = error["fields"]["0"] if "0" in error["fields"] else error["fields"]
-    assert fields[field][0]["code"] == code
+    assert response.json()["error"]["fields"][field][0]["code"] == code
     assert not UsageEvent.objects.exists()
 
 
 def test_missing_fields_are_named(api, trial_customer):
-    response = api.post(USAGE, {}, content_type="application/json")
-    fields = response.json()["error"]["fields"]["0"]
-    assert {name: f[0]["code"] for name, f in fields.items()} == {
+    missing = {
         "customer_id": "required",
         "feature": "required",
         "quantity": "required",
         "idempotency_key": "required",
     }
+    response = api.post(USAGE, {}, content_type="application/json")
+    fields = response.json()["error"]["fields"]
+    assert {name: f[0]["code"] for name, f in fields.items()} == missing
+    # In a batch, by the item's index.
+    response = api.post(USAGE, [{}], content_type="application/json")
+    fields = response.json()["error"]["fields"]["0"]
+    assert {name: f[0]["code"] for name, f in fields.items()} == missing
 
 
 def test_bad_check_access_input_is_400(api, trial_customer):
@@ -314,6 +317,49 @@ def test_one_key_sent_100_times_at_once_counts_once(service_key, membership, oth
     assert UsageEvent.objects.filter(idempotency_key="same").count() == 1
     api = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
     assert check(api, membership.customer.customer_id, "api_calls").json()["usage"]["used"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_key_sent_at_once_with_two_quantities_records_one_and_refuses_the_other(
+    service_key, membership, other_membership
+):
+    import threading
+
+    from django.db import connection as conn
+    from django.test import Client
+
+    from licensing.catalog import catalog_read
+    from licensing.services import catalog_load
+
+    if conn.vendor != "postgresql":
+        pytest.skip("concurrency is tested on PostgreSQL (CI runs it there)")
+    catalog_load(catalog=catalog_read())
+    barrier = threading.Barrier(40)
+    answers = []
+
+    def send(quantity):
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+        try:
+            barrier.wait()
+            response = report(client, membership.customer.customer_id, quantity=quantity, key="k")
+            answers.append((quantity, response.status_code))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=send, args=(1 + i % 2,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    event = UsageEvent.objects.get(idempotency_key="k")
+    assert sorted(answers) == sorted(
+        (quantity, 201 if quantity == event.quantity else 409) for quantity, _ in answers
+    )
+    assert len(answers) == 40
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+    used = check(api, membership.customer.customer_id, "api_calls").json()["usage"]["used"]
+    assert used == event.quantity
 
 
 def test_openapi_schema_and_docs(client, db):

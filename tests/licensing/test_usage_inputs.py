@@ -53,6 +53,14 @@ def field_codes_of(fields: dict) -> dict:
     return {name: value[0]["code"] for name, value in fields.items()}
 
 
+@pytest.fixture(autouse=True)
+def _still_clock():
+    """The clock stands still in each test (those that travel set their own moment), so a
+    suite run across a month's end (TEST_CLOCK_START) cannot split a test between periods."""
+    with time_machine.travel(datetime.now(UTC), tick=False):
+        yield
+
+
 @pytest.fixture
 def customer(membership, other_membership, catalog):
     return membership.customer

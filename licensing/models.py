@@ -15,6 +15,11 @@ class Feature(models.Model):
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     unit = models.CharField(max_length=32, blank=True, help_text="What one unit of use is.")
+    held = models.BooleanField(
+        default=False,
+        help_text="A resource attached and detached over time (a project, a seat): it counts "
+        "how many are held, and is billed for the time each is held.",
+    )
     is_active = models.BooleanField(default=True, help_text="False once gone from the catalog.")
 
     class Meta:
@@ -79,6 +84,19 @@ class PlanFeature(models.Model):
     reset = models.CharField(max_length=16, choices=Reset.choices, default=Reset.NEVER)
     soft_limit = models.BigIntegerField(
         null=True, blank=True, help_text="Past this, use is still allowed but reported."
+    )
+    included = models.PositiveBigIntegerField(
+        default=0, help_text="Units that come with the plan's price; only use beyond is billed."
+    )
+    unit_amount = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Price in minor units (the plan's currency) of each block of `per` units "
+        "beyond what is included; for a held resource, of one unit held a whole cycle. "
+        "Empty: not billed.",
+    )
+    per = models.PositiveBigIntegerField(
+        default=1, help_text="Units in a priced block; a started block is billed whole."
     )
 
     class Meta:
@@ -173,6 +191,37 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.feature_id} +{self.quantity}"
+
+
+class ResourceEvent(models.Model):
+    """A billable resource attached to or detached from a customer, as a service reported
+    it: the ledger of what was held when. Recorded once per idempotency key; never changed."""
+
+    class Action(models.TextChoices):
+        ATTACH = "attach", "Attached"
+        DETACH = "detach", "Detached"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="resource_events")
+    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="resource_events")
+    resource_id = models.CharField(
+        max_length=255, help_text="The service's own id for the resource (a project's id, say)."
+    )
+    action = models.CharField(max_length=8, choices=Action.choices)
+    idempotency_key = models.CharField(max_length=255)
+    occurred_at = models.DateTimeField(help_text="When it was attached or detached.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "idempotency_key"], name="licensing_resource_idempotency"
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "feature", "resource_id", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.action} {self.feature_id}:{self.resource_id}"
 
 
 class UsageTotal(models.Model):

@@ -35,7 +35,13 @@ def catalog_load(*, catalog: Catalog, price_ids: dict[str, str] | None = None) -
     for spec in catalog.features:
         features[spec.key], _ = Feature.objects.update_or_create(
             key=spec.key,
-            defaults={"name": spec.name, "kind": spec.kind, "unit": spec.unit, "is_active": True},
+            defaults={
+                "name": spec.name,
+                "kind": spec.kind,
+                "unit": spec.unit,
+                "held": spec.held,
+                "is_active": True,
+            },
         )
     Feature.objects.exclude(key__in=features).update(is_active=False)
 
@@ -64,6 +70,9 @@ def catalog_load(*, catalog: Catalog, price_ids: dict[str, str] | None = None) -
                     "limit": limits.limit,
                     "reset": limits.reset,
                     "soft_limit": limits.soft_limit,
+                    "included": limits.included,
+                    "unit_amount": limits.unit_amount,
+                    "per": limits.per,
                 },
             )
             keep.append(limits.feature)

@@ -26,7 +26,9 @@ def test_the_committed_catalog_reads():
         "plan_pro",
     )
     api_calls = next(f for f in pro.features if f.feature == "api_calls")
-    assert (api_calls.limit, api_calls.reset, api_calls.soft_limit) == (100_000, "monthly", 80_000)
+    assert (api_calls.limit, api_calls.reset) == (1_000_000, "monthly")
+    assert api_calls.soft_limit == 80_000
+    assert (api_calls.included, api_calls.unit_amount, api_calls.per) == (100_000, 200, 10_000)
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,13 @@ class UsageRecorded(serializers.Serializer):
     idempotency_key = serializers.CharField()
     occurred_at = serializers.DateTimeField()
     period_start = serializers.DateTimeField()
+    billed = serializers.BooleanField(
+        help_text="Whether this use lands on the customer's current invoice."
+    )
+    not_billed_reason = serializers.CharField(
+        allow_null=True,
+        help_text="no_paid_plan (counted toward limits, billed nowhere) or included_in_plan.",
+    )
 
 
 class ErrorBody(serializers.Serializer):

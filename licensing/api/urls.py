@@ -1,11 +1,13 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from . import views
+from . import resources, views
 
 urlpatterns = [
     path("api/v1/check-access", views.CheckAccessView.as_view(), name="api_check_access"),
     path("api/v1/usage", views.UsageView.as_view(), name="api_usage"),
+    path("api/v1/resources/attach", resources.ResourceAttachView.as_view(), name="api_attach"),
+    path("api/v1/resources/detach", resources.ResourceDetachView.as_view(), name="api_detach"),
     path("api/v1/me/", views.MeView.as_view(), name="api_me"),
     path("api/v1/licenses/revoked", views.RevokedLicensesView.as_view(), name="api_revoked"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),

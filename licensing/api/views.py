@@ -13,6 +13,7 @@ from accounts.selectors import current_membership
 from licensing import services
 from licensing.entitlements import check_access, customer_standing, usage_period
 from licensing.models import License, PlanFeature, UsageTotal
+from licensing.selectors import usage_not_billed_reason
 
 from . import serializers
 from .authentication import IdentityTokenAuthentication, ServiceKeyAuthentication
@@ -179,6 +180,12 @@ class UsageView(ServiceAPIView):
             code = "idempotency_key_reused"
             fields = at(len(recorded), field_error("idempotency_key", code, message))
             return error_response(code, message, 409, fields)
+        reasons = {
+            (event.customer_id, event.feature.key): usage_not_billed_reason(
+                customer=customers[event.customer_id], feature=event.feature.key
+            )
+            for event in recorded
+        }
         body = [
             {
                 "id": event.pk,
@@ -188,6 +195,8 @@ class UsageView(ServiceAPIView):
                 "idempotency_key": event.idempotency_key,
                 "occurred_at": event.occurred_at,
                 "period_start": event.period_start,
+                "billed": reasons[(event.customer_id, event.feature.key)] is None,
+                "not_billed_reason": reasons[(event.customer_id, event.feature.key)],
             }
             for event in recorded
         ]

@@ -1,0 +1,92 @@
+"""Reads for pages and API answers: a customer's use against their plan, and whether use
+is billed at all. Local state only."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from accounts.models import Customer
+
+from .entitlements import customer_standing, usage_period
+from .models import CustomerPlan, PlanFeature, UsageTotal
+
+
+class NotBilled:
+    """Why reported use lands on no invoice (it still counts toward limits)."""
+
+    NO_PAID_PLAN = "no_paid_plan"
+    NOT_PRICED = "included_in_plan"
+
+
+def paid_plan(customer: Customer) -> CustomerPlan | None:
+    """The live paid plan (a Stripe subscription) whose invoices bill use, if any."""
+    current = CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
+    return current if current is not None and current.is_live else None
+
+
+def usage_not_billed_reason(*, customer: Customer, feature: str) -> str | None:
+    """None when use of `feature` is billed on the customer's current invoice; else why not."""
+    current = paid_plan(customer)
+    if current is None:
+        return NotBilled.NO_PAID_PLAN
+    priced = PlanFeature.objects.filter(
+        plan=current.plan, feature__key=feature, unit_amount__isnull=False
+    ).exists()
+    return None if priced else NotBilled.NOT_PRICED
+
+
+@dataclass(frozen=True)
+class FeatureUse:
+    key: str
+    name: str
+    unit: str
+    held: bool
+    used: int
+    included: int
+    limit: int | None
+    resets_at: datetime | None
+    priced: bool
+
+    @property
+    def bar_percent(self) -> int:
+        """How full the bar is: used against the limit, or against what is included."""
+        ceiling = self.limit or self.included
+        if not ceiling:
+            return 0
+        return min(100, round(100 * self.used / ceiling))
+
+    @property
+    def beyond_included(self) -> int:
+        return max(0, self.used - self.included) if self.priced else 0
+
+
+def customer_feature_use(*, customer: Customer, now: datetime) -> list[FeatureUse]:
+    """Each metered feature of the customer's plan (paid or trial): used, included, limit.
+    Two queries whatever the number of features."""
+    standing = customer_standing(customer, now)
+    limits = list(
+        PlanFeature.objects.select_related("feature")
+        .filter(plan__code=standing.plan_code, feature__kind="metered")
+        .order_by("feature__key")
+    )
+    periods = {pf.feature_id: usage_period(standing, pf.reset, now) for pf in limits}
+    used = {}
+    if limits:
+        starts = {start for start, _resets_at in periods.values()}
+        totals = UsageTotal.objects.filter(
+            customer=customer, feature_id__in=periods, period_start__in=starts
+        ).values_list("feature_id", "period_start", "used")
+        used = {(feature_id, start): n for feature_id, start, n in totals}
+    return [
+        FeatureUse(
+            key=pf.feature.key,
+            name=pf.feature.name,
+            unit=pf.feature.unit,
+            held=pf.feature.held,
+            used=used.get((pf.feature_id, periods[pf.feature_id][0]), 0),
+            included=pf.included,
+            limit=pf.limit,
+            resets_at=periods[pf.feature_id][1],
+            priced=pf.unit_amount is not None and standing.plan_code != "trial",
+        )
+        for pf in limits
+    ]

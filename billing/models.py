@@ -1,6 +1,8 @@
 """Our billing tables hold Stripe ids and our own order, nothing personal: names, emails,
 addresses and card details stay at Stripe (and, redacted, in dj-stripe's mirror)."""
 
+from decimal import Decimal
+
 from django.db import models
 
 from accounts.models import Customer
@@ -105,3 +107,123 @@ class BillingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.customer_id})"
+
+
+class InvoiceQuerySet(models.QuerySet):
+    def for_customer(self, customer: Customer) -> "InvoiceQuerySet":
+        return self.filter(customer=customer)
+
+    def open(self) -> "InvoiceQuerySet":
+        return self.filter(status=Invoice.Status.OPEN)
+
+
+class Invoice(models.Model):
+    """Our invoice of one customer's billing cycle: its lines are computed from the usage
+    and resource ledgers while it is open, then synced to Stripe's invoice items; Stripe's
+    finalized invoice (number, total, hosted page, PDF) is recorded on it when it closes.
+    The cycle's current invoice is the customer's open one with the latest period."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "In progress"
+        FINALIZED = "finalized", "Finalized"
+        VOID = "void", "Void"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="invoices")
+    plan = models.ForeignKey(
+        "licensing.Plan", on_delete=models.PROTECT, related_name="invoices",
+        help_text="The plan whose price and included amounts the lines follow.",
+    )  # fmt: skip
+    currency = models.CharField(max_length=3)
+    period_start = models.DateTimeField(help_text="The billing cycle this invoice covers.")
+    period_end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    subscription_id = models.CharField(max_length=255, help_text="The Stripe subscription.")
+    stripe_invoice_id = models.CharField(
+        max_length=255, blank=True, help_text="Stripe's invoice (in_…) once it has one."
+    )
+    number = models.CharField(max_length=64, blank=True, help_text="Stripe's invoice number.")
+    total = models.BigIntegerField(
+        null=True, blank=True, help_text="Stripe's finalized total, in minor units."
+    )
+    hosted_invoice_url = models.URLField(max_length=2000, blank=True)
+    invoice_pdf = models.URLField(max_length=2000, blank=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    lines_computed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the lines were last computed from the ledgers."
+    )
+    synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the lines were last synced to Stripe."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InvoiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-period_start", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "period_start"], name="billing_invoice_one_per_cycle"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(period_end__gt=models.F("period_start")),
+                name="billing_invoice_period_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.period_start:%Y-%m-%d} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+
+class InvoiceLine(models.Model):
+    """One line of our invoice, with what it was last synced to at Stripe. The figures are
+    the ledger's; `synced_*` are what Stripe's invoice item said after the last sync, empty
+    until then, so a sync sends only what differs."""
+
+    class Kind(models.TextChoices):
+        # The plan's own price: Stripe's subscription bills it, so it is never an invoice
+        # item; it is here for the running total and to compare with Stripe's invoice.
+        PLAN = "plan", "Plan"
+        USAGE = "usage", "Usage"
+        HELD = "held", "Resource held"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    key = models.CharField(
+        max_length=100, help_text="Stable within the invoice: plan, usage:<feature>, held:<…>."
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    description = models.CharField(max_length=500)
+    quantity = models.BigIntegerField(
+        help_text="Units billed: beyond the included, or resource-seconds for what is held."
+    )
+    unit_amount = models.BigIntegerField(
+        help_text="Minor units per block (per cycle held, for a resource)."
+    )
+    per = models.PositiveBigIntegerField(default=1, help_text="Units in a priced block.")
+    amount = models.BigIntegerField(help_text="Minor units, in the invoice's currency.")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    stripe_invoice_item_id = models.CharField(
+        max_length=255, blank=True, help_text="The Stripe invoice item (ii_…) last synced to."
+    )
+    synced_quantity = models.BigIntegerField(null=True, blank=True)
+    synced_amount = models.BigIntegerField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["invoice", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "key"], name="billing_invoice_line_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} {self.key}: {self.amount}"
+
+    @property
+    def held_days(self) -> Decimal:
+        """Resource-days beyond the included, for a held line."""
+        return (Decimal(self.quantity) / 86_400).quantize(Decimal("0.1"))

@@ -13,7 +13,7 @@ from accounts.models import Customer
 from licensing.models import CustomerPlan, Plan
 from licensing.services import Transition, customer_plan_apply
 
-from . import errors, gateway
+from . import errors, gateway, invoicing
 from .cards import billing_info_ensure, payment_method_sync
 from .errors import AlreadySubscribed, CardNeeded
 from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
@@ -84,6 +84,8 @@ def subscription_sync(*, subscription_id: str, source: str = "stripe") -> list[T
         )
         for transition in transitions
     )
+    # A paid plan that starts, renews or changes has its cycle's current invoice open.
+    invoicing.current_invoice_ensure(customer=customer)
     return transitions
 
 

@@ -4,7 +4,7 @@ state, so duplicates and any order of arrival converge."""
 
 from djstripe.event_handlers import djstripe_receiver
 
-from . import cards, plans
+from . import cards, invoicing, plans
 
 
 @djstripe_receiver("checkout.session.completed")
@@ -37,3 +37,12 @@ def on_payment_method_changed(sender, event, **kwargs):
 )
 def on_subscription_changed(sender, event, **kwargs):
     plans.subscription_sync(subscription_id=event.data["object"]["id"])
+
+
+@djstripe_receiver("invoice.finalized")
+def on_invoice_finalized(sender, event, **kwargs):
+    """A cycle's invoice is final at Stripe: the subscription has moved on, so follow it,
+    which opens the next cycle's current invoice."""
+    subscription_id = invoicing.stripe_invoice_subscription_id(event.data["object"])
+    if subscription_id:
+        plans.subscription_sync(subscription_id=subscription_id)

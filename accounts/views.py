@@ -1,5 +1,5 @@
-"""The signed-in home page, confirming an email address, and the password reset request.
-Login, logout and the rest of password reset are Django's own; signup is composed with
+"""Confirming an email address, and the password reset request. Login, logout and the
+rest of password reset are Django's own; signup and the home page are composed with
 licensing in billing_portal.views."""
 
 from django.contrib import messages
@@ -12,19 +12,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from . import services
-from .selectors import current_membership
 from .throttling import client_address
 from .tokens import VerificationLinkExpired, VerificationLinkInvalid, email_verification_user
-
-
-@login_required
-def home(request):
-    membership = current_membership(user=request.user)
-    return render(
-        request,
-        "accounts/home.html",
-        {"membership": membership, "customer": membership.customer if membership else None},
-    )
 
 
 def signup_done(request):

@@ -16,17 +16,19 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import email_verified_required
 from accounts.models import Membership
 from accounts.selectors import current_membership
 from licensing.models import CustomerPlan, Plan
+from licensing.selectors import customer_feature_use
 
-from . import cards, errors, gateway, mirror
+from . import cards, errors, gateway, invoicing, mirror
 from . import plans as plan_services  # the module; `plans` is the page below
 from .forms import BillingDetailsForm
-from .models import BillingEvent, BillingInfo, PaymentMethod
+from .models import BillingEvent, BillingInfo, Invoice, PaymentMethod
 
 TIMELINE_LENGTH = 20
 PRORATION_SALT = "billing.plan_change.proration"
@@ -108,7 +110,28 @@ def overview(request):
             CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
         )
         context["timeline"] = BillingEvent.objects.filter(customer=customer)[:TIMELINE_LENGTH]
+        if membership.role in BILLING_ROLES:
+            context.update(_current_invoice_context(customer, context["current_plan"]))
     return render(request, "billing/overview.html", context)
+
+
+def _current_invoice_context(customer, current_plan: CustomerPlan | None) -> dict:
+    """The current invoice with its lines recomputed from the ledgers now (no Stripe call),
+    and each metered feature's use against its plan."""
+    now = timezone.now()
+    invoice = invoicing.current_invoice(customer=customer)
+    lines = invoicing.invoice_lines_refresh(invoice=invoice, now=now) if invoice else []
+    total = sum(line.amount for line in lines)
+    plan_line = next((line for line in lines if line.kind == "plan"), None)
+    cancelling = bool(current_plan and current_plan.cancel_at_period_end)
+    return {
+        "invoice": invoice,
+        "lines": lines,
+        "running_total": total,
+        # Ending at the period's close: Stripe bills the cycle's use without the next price.
+        "next_charge": total - (plan_line.amount if plan_line and cancelling else 0),
+        "feature_use": customer_feature_use(customer=customer, now=now),
+    }
 
 
 @billing_required
@@ -399,3 +422,53 @@ def plan_cancel_at_period_end(request, cancel: bool):
         return _plans_error(request, error)
     messages.success(request, CANCEL_MESSAGES[cancel])
     return redirect("billing:plans")
+
+
+# --- Invoices and usage -----------------------------------------------------------------------
+
+
+@billing_required
+@customer_required
+def usage(request):
+    """This cycle's use per feature, day by day, and the resources held with their days."""
+    customer = request.customer
+    invoice = invoicing.current_invoice(customer=customer)
+    return render(
+        request,
+        "billing/usage.html",
+        {
+            "invoice": invoice,
+            "feature_use": customer_feature_use(customer=customer, now=timezone.now()),
+            "usage_days": invoicing.usage_by_day(invoice=invoice) if invoice else [],
+            "holdings": invoicing.holdings_in_cycle(invoice=invoice) if invoice else [],
+        },
+    )
+
+
+@billing_required
+@customer_required
+def invoices(request):
+    """Every invoice, the one in progress first; figures from our database only."""
+    current = invoicing.current_invoice(customer=request.customer)
+    if current is not None:
+        invoicing.invoice_lines_refresh(invoice=current)
+    return render(
+        request,
+        "billing/invoices.html",
+        {"invoices": list(invoicing.invoices_with_totals(customer=request.customer))},
+    )
+
+
+@billing_required
+@customer_required
+def invoice_detail(request, invoice_id: int):
+    """One invoice's lines, so the customer can see why they were charged what they were."""
+    invoice = get_object_or_404(
+        Invoice.objects.for_customer(request.customer).select_related("plan"), pk=invoice_id
+    )
+    lines = invoicing.invoice_lines_refresh(invoice=invoice)
+    return render(
+        request,
+        "billing/invoice_detail.html",
+        {"invoice": invoice, "lines": lines, "lines_total": sum(line.amount for line in lines)},
+    )

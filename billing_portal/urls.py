@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts import views as account_views
 from licensing import views as licensing_views
 
 from . import views
@@ -11,7 +10,7 @@ admin.site.site_header = "Billing Portal support"
 admin.site.site_title = "Billing Portal support"
 
 urlpatterns = [
-    path("", account_views.home, name="home"),
+    path("", views.home, name="home"),
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/", include("accounts.urls")),
     path("billing/", include("billing.urls")),

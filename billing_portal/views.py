@@ -1,17 +1,37 @@
 """Views that span apps: signup makes the account (accounts) and its trial license
-(licensing), which accounts cannot do itself as it depends on nothing of ours."""
+(licensing), and the home page shows the plan, use and license (licensing) — which accounts
+cannot do itself as it depends on nothing of ours."""
 
+from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.forms import SignupForm
+from accounts.selectors import current_membership
 from accounts.services import (
     EmailAlreadyRegistered,
     signup_attempt_report,
     signup_rate_limited,
 )
 from accounts.throttling import client_address
+from licensing.models import License
+from licensing.selectors import customer_feature_use, paid_plan
 from licensing.services import customer_start
+
+
+@login_required
+def home(request):
+    membership = current_membership(user=request.user)
+    customer = membership.customer if membership else None
+    context = {"membership": membership, "customer": customer}
+    if customer is not None:
+        context.update(
+            paid_plan=paid_plan(customer),
+            feature_use=customer_feature_use(customer=customer, now=timezone.now()),
+            license=License.objects.filter(customer=customer, revoked_at__isnull=True).first(),
+        )
+    return render(request, "accounts/home.html", context)
 
 
 @sensitive_post_parameters("password")

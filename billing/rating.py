@@ -14,7 +14,7 @@ The rules, stated once:
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from fractions import Fraction
 from math import ceil, floor
 
@@ -81,18 +81,24 @@ def spans_from_events(events: list[tuple[str, str, datetime]]) -> list[Span]:
         elif resource_id in open_at:
             spans.append(Span(resource_id, open_at.pop(resource_id), at))
     spans.extend(Span(resource_id, start, None) for resource_id, start in open_at.items())
-    return sorted(spans, key=lambda span: (span.start, span.resource_id))
+    return sorted(spans, key=lambda span: (_utc(span.start), span.resource_id))
+
+
+def _utc(moment: datetime) -> datetime:
+    """Python compares and subtracts two datetimes of the same zone by their wall clocks
+    (so a Paris night with a DST change would last 24 hours): work in UTC instants."""
+    return moment.astimezone(UTC)
 
 
 def clip(span: Span, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
-    """The part of a span inside [start, end), or None."""
-    low = max(span.start, start)
-    high = end if span.end is None else min(span.end, end)
+    """The part of a span inside [start, end), in UTC, or None."""
+    low = max(_utc(span.start), _utc(start))
+    high = _utc(end) if span.end is None else min(_utc(span.end), _utc(end))
     return (low, high) if low < high else None
 
 
 def _seconds(low: datetime, high: datetime) -> Fraction:
-    delta = high - low  # aware datetimes: the difference is between UTC instants
+    delta = _utc(high) - _utc(low)
     return Fraction(delta.days * 86_400 + delta.seconds) + Fraction(delta.microseconds, 10**6)
 
 
@@ -122,7 +128,7 @@ def held_rate(*, spans: list[Span], start: datetime, end: datetime, price: Price
     beyond the included number was held."""
     if price.per != 1:
         raise ValueError("A held resource is priced per unit")
-    if not start < end:
+    if not _utc(start) < _utc(end):
         raise ValueError("A cycle ends after it starts")
     held = excess_seconds(
         spans=spans, start=start, end=end, included=price.included, limit=price.limit

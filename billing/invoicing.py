@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Case, IntegerField, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -228,8 +228,15 @@ def invoices_with_totals(*, customer: Customer):
     ledger's sum): one query however many there are."""
     return (
         Invoice.objects.for_customer(customer)
-        .annotate(lines_total=Sum("lines__amount"))
-        .order_by(~Q(status=Invoice.Status.OPEN), "-period_start", "-id")
+        .annotate(
+            lines_total=Sum("lines__amount"),
+            not_open=Case(
+                When(status=Invoice.Status.OPEN, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            ),
+        )
+        .order_by("not_open", "-period_start", "-id")
     )
 
 

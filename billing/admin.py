@@ -8,7 +8,7 @@ from accounts.models import Customer
 from licensing.admin import ReadOnlyAdminMixin
 from licensing.services import customer_trial_set
 
-from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
+from .models import BillingEvent, BillingInfo, CustomerBilling, Invoice, InvoiceLine, PaymentMethod
 
 
 class BillingEventInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -67,3 +67,23 @@ class BillingEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["customer__customer_id", "customer__memberships__user__email"]
     list_select_related = ["customer"]
     date_hierarchy = "created_at"
+
+
+class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = InvoiceLine
+    fields = ["key", "description", "quantity", "unit_amount", "per", "amount",
+              "stripe_invoice_item_id", "synced_quantity", "synced_amount",
+              "synced_at"]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Our invoices: computed from the ledgers, never edited by hand."""
+
+    list_display = ["customer", "period_start", "period_end", "status", "number", "synced_at"]
+    list_filter = ["status"]
+    search_fields = ["customer__customer_id", "number", "stripe_invoice_id"]
+    list_select_related = ["customer"]
+    inlines = [InvoiceLineInline]

@@ -145,8 +145,9 @@ class Invoice(models.Model):
     total = models.BigIntegerField(
         null=True, blank=True, help_text="Stripe's finalized total, in minor units."
     )
-    hosted_invoice_url = models.URLField(max_length=2000, blank=True)
-    invoice_pdf = models.URLField(max_length=2000, blank=True)
+    # Stripe's URLs, as Stripe gave them (CharField: nothing here validates them for people).
+    hosted_invoice_url = models.CharField(max_length=2000, blank=True)
+    invoice_pdf = models.CharField(max_length=2000, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
     lines_computed_at = models.DateTimeField(
         null=True, blank=True, help_text="When the lines were last computed from the ledgers."

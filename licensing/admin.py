@@ -5,7 +5,15 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from .api.authentication import service_key_create
-from .models import CustomerPlan, Feature, License, Plan, PlanFeature, ServiceAPIKey
+from .models import (
+    CustomerPlan,
+    Feature,
+    License,
+    Plan,
+    PlanFeature,
+    ResourceEvent,
+    ServiceAPIKey,
+)
 from .tasks import license_email_send
 
 
@@ -28,7 +36,7 @@ class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 class PlanFeatureInline(admin.TabularInline):
     model = PlanFeature
-    fields = ["feature", "limit", "reset", "soft_limit"]
+    fields = ["feature", "limit", "reset", "soft_limit", "included", "unit_amount", "per"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -52,7 +60,17 @@ class PlanAdmin(ReadOnlyAdmin):
 
 @admin.register(Feature)
 class FeatureAdmin(ReadOnlyAdmin):
-    list_display = ["key", "name", "kind", "unit", "is_active"]
+    list_display = ["key", "name", "kind", "unit", "held", "is_active"]
+
+
+@admin.register(ResourceEvent)
+class ResourceEventAdmin(ReadOnlyAdmin):
+    """The resource ledger: what each customer attached and detached, and when."""
+
+    list_display = ["occurred_at", "customer", "feature", "resource_id", "action"]
+    list_filter = ["action", "feature"]
+    search_fields = ["customer__customer_id", "resource_id", "idempotency_key"]
+    list_select_related = ["customer", "feature"]
 
 
 @admin.register(CustomerPlan)

@@ -223,3 +223,13 @@ def test_home_shows_the_plan_use_against_limits_and_the_license_expiry(signed_in
     assert 'id="license-expiry">valid until' in html
     assert 'data-feature="api_calls"' in html and "145,000" in html
     assert MAY.strftime("%-d %B %Y") in html
+
+
+def test_staff_see_invoices_and_the_resource_ledger_read_only(admin_client, customer):
+    invoice = customer.invoices.get()
+    page = admin_client.get(reverse("admin:billing_invoice_change", args=[invoice.pk]))
+    assert page.status_code == 200
+    assert "usage:api_calls" in page.content.decode()
+    ledger = admin_client.get(reverse("admin:licensing_resourceevent_changelist"))
+    assert "proj_extra" in ledger.content.decode()
+    assert admin_client.get(reverse("admin:licensing_resourceevent_add")).status_code == 403

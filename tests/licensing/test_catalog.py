@@ -29,6 +29,9 @@ def test_the_committed_catalog_reads():
     assert (api_calls.limit, api_calls.reset) == (1_000_000, "monthly")
     assert api_calls.soft_limit == 80_000
     assert (api_calls.included, api_calls.unit_amount, api_calls.per) == (100_000, 200, 10_000)
+    projects = next(f for f in catalog.plan("starter").features if f.feature == "projects")
+    assert (projects.included, projects.unit_amount, projects.per) == (3, 500, 1)
+    assert next(f for f in catalog.features if f.key == "projects").held
 
 
 @pytest.mark.parametrize(
@@ -51,6 +54,31 @@ def test_the_committed_catalog_reads():
     ],
 )
 def test_mistakes_in_the_catalog_are_named(tmp_path, text, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        catalog_read(write(tmp_path, text))
+
+
+METERED = '[features.x]\nname = "X"\nkind = "metered"\n'
+HELD = '[features.h]\nname = "H"\nkind = "metered"\nheld = true\n'
+SOLD = '[plans.p]\nname = "P"\namount = 100\ncurrency = "eur"\nlookup_key = "p"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (METERED + '[plans.t]\nname = "T"\n[plans.t.features]\nx = { unit_amount = 5 }\n',
+         "not sold"),
+        (METERED + SOLD + "[plans.p.features]\nx = { included = 5 }\n", "need a `unit_amount`"),
+        (METERED + SOLD + "[plans.p.features]\nx = { unit_amount = -1 }\n", "at least 0"),
+        (METERED + SOLD + "[plans.p.features]\nx = { unit_amount = 1, per = 0 }\n",
+         "at least 1"),
+        (METERED + SOLD + '[plans.p.features]\nx = { unit_amount = "2.00" }\n', "whole number"),
+        (HELD + SOLD + '[plans.p.features]\nh = { reset = "monthly" }\n', "reset = never"),
+        (HELD + SOLD + "[plans.p.features]\nh = { unit_amount = 1, per = 10 }\n", "per unit"),
+        ('[features.b]\nname = "B"\nkind = "boolean"\nheld = true\n', "only a metered"),
+    ],
+)  # fmt: skip
+def test_mistakes_in_prices_are_named(tmp_path, text, message):
     with pytest.raises(ImproperlyConfigured, match=message):
         catalog_read(write(tmp_path, text))
 

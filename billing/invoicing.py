@@ -179,7 +179,7 @@ def invoice_lines_refresh(*, invoice: Invoice, now: datetime | None = None) -> l
     item it was synced to is still known to the sync. A closed invoice never changes."""
     lines = {line.key: line for line in invoice.lines.all()}
     if not invoice.is_open:
-        return _in_order(lines.values())
+        return lines_in_order(lines.values())
     wanted = {line.key: line for line in invoice_lines_desired(invoice=invoice)}
     new, changed = [], []
     for key, line in wanted.items():
@@ -204,10 +204,10 @@ def invoice_lines_refresh(*, invoice: Invoice, now: datetime | None = None) -> l
         InvoiceLine.objects.bulk_update(changed, [*COMPUTED_FIELDS, "updated_at"])
     invoice.lines_computed_at = now or timezone.now()
     invoice.save(update_fields=["lines_computed_at"])
-    return _in_order(invoice.lines.all())
+    return lines_in_order(invoice.lines.all())
 
 
-def _in_order(lines) -> list[InvoiceLine]:
+def lines_in_order(lines) -> list[InvoiceLine]:
     """The plan first, then the rest by key."""
     return sorted(lines, key=lambda line: (line.kind != InvoiceLine.Kind.PLAN, line.key))
 

@@ -119,8 +119,9 @@ def _current_invoice_context(customer, current_plan: CustomerPlan | None) -> dic
     """The current invoice with its lines recomputed from the ledgers now (no Stripe call),
     and each metered feature's use against its plan."""
     now = timezone.now()
-    invoice = invoicing.current_invoice(customer=customer)
-    lines = invoicing.invoice_lines_refresh(invoice=invoice, now=now) if invoice else []
+    # Ensured, not only read: a subscriber from before invoices existed gets theirs now.
+    invoice = invoicing.current_invoice_ensure(customer=customer, now=now)
+    lines = invoicing.lines_in_order(invoice.lines.all()) if invoice else []
     total = sum(line.amount for line in lines)
     plan_line = next((line for line in lines if line.kind == "plan"), None)
     cancelling = bool(current_plan and current_plan.cancel_at_period_end)
@@ -432,7 +433,7 @@ def plan_cancel_at_period_end(request, cancel: bool):
 def usage(request):
     """This cycle's use per feature, day by day, and the resources held with their days."""
     customer = request.customer
-    invoice = invoicing.current_invoice(customer=customer)
+    invoice = invoicing.current_invoice_ensure(customer=customer)
     return render(
         request,
         "billing/usage.html",
@@ -449,9 +450,7 @@ def usage(request):
 @customer_required
 def invoices(request):
     """Every invoice, the one in progress first; figures from our database only."""
-    current = invoicing.current_invoice(customer=request.customer)
-    if current is not None:
-        invoicing.invoice_lines_refresh(invoice=current)
+    invoicing.current_invoice_ensure(customer=request.customer)
     return render(
         request,
         "billing/invoices.html",

@@ -86,7 +86,7 @@ def customer_feature_use(*, customer: Customer, now: datetime) -> list[FeatureUs
             included=pf.included,
             limit=pf.limit,
             resets_at=periods[pf.feature_id][1],
-            priced=pf.unit_amount is not None and standing.plan_code != "trial",
+            priced=pf.unit_amount is not None,
         )
         for pf in limits
     ]

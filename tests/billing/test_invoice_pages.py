@@ -233,3 +233,12 @@ def test_staff_see_invoices_and_the_resource_ledger_read_only(admin_client, cust
     ledger = admin_client.get(reverse("admin:licensing_resourceevent_changelist"))
     assert "proj_extra" in ledger.content.decode()
     assert admin_client.get(reverse("admin:licensing_resourceevent_add")).status_code == 403
+
+
+def test_a_subscriber_from_before_invoices_existed_gets_the_current_one_on_the_page(
+    signed_in_client, customer
+):
+    Invoice.objects.filter(customer=customer).delete()
+    page = signed_in_client.get(reverse("billing:overview"))
+    assert page.context["running_total"] == 6100
+    assert customer.invoices.get().period_start == APRIL

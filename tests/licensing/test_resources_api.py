@@ -172,3 +172,43 @@ def test_both_endpoints_are_in_the_openapi_schema(client, db):
         assert {"201", "400", "401", "404", "409"} <= set(operation["responses"])
     recorded = schema["components"]["schemas"]["ResourceRecorded"]["properties"]
     assert {"billed", "not_billed_reason", "resource_id"} <= set(recorded)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_attaches_of_one_resource_record_one(
+    service_key, membership, other_membership
+):
+    """Same resource, twenty keys at once: one attach, nineteen 409s, a count of one."""
+    import threading
+
+    from django.db import connection as conn
+    from django.test import Client
+
+    from licensing.catalog import catalog_read
+    from licensing.services import catalog_load
+
+    if conn.vendor != "postgresql":
+        pytest.skip("concurrency is tested on PostgreSQL (CI runs it there)")
+    catalog_load(catalog=catalog_read())
+    customer = membership.customer
+    barrier = threading.Barrier(20)
+    statuses = []
+
+    def send(n):
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+        try:
+            barrier.wait()
+            statuses.append(post(client, ATTACH, customer.customer_id, key=f"k{n}").status_code)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [201] + [409] * 19
+    assert ResourceEvent.objects.filter(customer=customer).count() == 1
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+    assert used(api, customer) == 1

@@ -40,8 +40,7 @@ def test_a_paid_plan_opens_its_cycle_and_the_renewal_opens_the_next(
 
     stripe_emulator.webhook_statuses.clear()
     period_end = int(paid.current_period_end.timestamp())
-    stripe_client.v1.test_helpers.test_clocks.advance(clock.id, {"frozen_time": period_end + DAY})
-    stripe_emulator.deliver()
+    stripe_emulator.advance_clock(clock.id, period_end + DAY)
     finalized = [
         event
         for event in stripe_client.v1.events.list({"type": "invoice.finalized", "limit": 100})

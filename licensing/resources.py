@@ -31,7 +31,9 @@ class ResourceConflict(ValueError):
 
 
 class TimestampInFuture(ValueError):
-    pass
+    def __init__(self, latest: datetime) -> None:
+        super().__init__(f"later than {latest.isoformat()}")
+        self.latest = latest
 
 
 def held_feature_get(*, key: str) -> Feature:
@@ -62,7 +64,7 @@ def resource_record(
     now = now or timezone.now()
     occurred_at = occurred_at or now
     if occurred_at > now + CLOCK_SKEW:
-        raise TimestampInFuture(occurred_at)
+        raise TimestampInFuture(now + CLOCK_SKEW)
     held = held_feature_get(key=feature)
     # One writer per customer at a time: the resource's state is read, then appended to.
     Customer.objects.select_for_update().filter(pk=customer.pk).first()

@@ -10,17 +10,23 @@ from licensing import resources, services
 from licensing.models import ResourceEvent
 from licensing.selectors import usage_not_billed_reason
 
-from .errors import error_response
-from .serializers import CustomerIdField, ErrorResponse
-from .views import ERRORS, ServiceAPIView
+from .errors import error_response, field_error, invalid_request
+from .serializers import (
+    CustomerIdField,
+    ErrorResponse,
+    StrictCharField,
+    StrictDateTimeField,
+    StrictSlugField,
+)
+from .views import DATETIME, ERRORS, ServiceAPIView
 
 
 class ResourceRequest(serializers.Serializer):
     customer_id = CustomerIdField()
-    feature = serializers.SlugField(max_length=64)
-    resource_id = serializers.CharField(min_length=1, max_length=255)
-    idempotency_key = serializers.CharField(min_length=1, max_length=255)
-    timestamp = serializers.DateTimeField(required=False, help_text="When; default now.")
+    feature = StrictSlugField(max_length=64)
+    resource_id = StrictCharField(min_length=1, max_length=255)
+    idempotency_key = StrictCharField(min_length=1, max_length=255)
+    timestamp = StrictDateTimeField(required=False, help_text="When; default now.")
 
 
 class ResourceRecorded(serializers.Serializer):
@@ -37,15 +43,6 @@ class ResourceRecorded(serializers.Serializer):
     not_billed_reason = serializers.CharField(
         allow_null=True,
         help_text="no_paid_plan (counted toward limits, billed nowhere) or included_in_plan.",
-    )
-
-
-def _field_error(field: str, code: str, message: str) -> Response:
-    return error_response(
-        "invalid_request",
-        "Some fields are missing or wrong; see `fields`.",
-        400,
-        {field: [{"code": code, "message": message}]},
     )
 
 
@@ -69,15 +66,24 @@ class ResourceView(ServiceAPIView):
                 occurred_at=data.get("timestamp"),
             )
         except services.UnknownFeature as error:
-            return _field_error("feature", "unknown_feature", f"No metered feature {error}.")
+            message = f"No metered feature {error}."
+            return invalid_request(field_error("feature", "unknown_feature", message))
         except resources.FeatureNotHeld as error:
-            return _field_error(
-                "feature", "feature_not_held", f"{error} is not a resource held over time."
+            message = f"{error} is not a resource held over time; report its use instead."
+            return invalid_request(field_error("feature", "feature_not_held", message))
+        except resources.TimestampInFuture as error:
+            message = (
+                "Resources may be reported up to five minutes ahead of our clock, until "
+                f"{DATETIME.to_representation(error.latest)}."
             )
-        except resources.TimestampInFuture:
-            return _field_error("timestamp", "timestamp_in_future", "This is in the future.")
+            return invalid_request(field_error("timestamp", "in_the_future", message))
         except resources.ResourceConflict as error:
-            return error_response(error.code, str(error), status.HTTP_409_CONFLICT)
+            fields = (
+                field_error("idempotency_key", error.code, str(error))
+                if error.code == "idempotency_key_reused"
+                else None
+            )
+            return error_response(error.code, str(error), status.HTTP_409_CONFLICT, fields)
         reason = usage_not_billed_reason(customer=customer, feature=event.feature.key)
         body = {
             "id": event.pk,

@@ -102,6 +102,8 @@ def test_going_back_before_the_resources_last_change_is_refused(api, customer):
         ({"feature": "api_calls"}, "feature", "feature_not_held"),
         ({"feature": "sso"}, "feature", "feature_not_held"),
         ({"resource_id": ""}, "resource_id", "blank"),
+        ({"resource_id": 12}, "resource_id", "invalid"),  # a JSON string, not a number
+        ({"timestamp": 1767225600}, "timestamp", "invalid"),
         ({"idempotency_key": "x" * 256}, "idempotency_key", "max_length"),
         ({"timestamp": "yesterday"}, "timestamp", "invalid"),
         ({"customer_id": "cus_123"}, "customer_id", "invalid"),
@@ -127,7 +129,7 @@ def test_a_timestamp_in_the_future_is_refused(api, customer):
     later = (timezone.now() + timedelta(hours=1)).isoformat()
     response = post(api, ATTACH, customer.customer_id, timestamp=later)
     assert response.status_code == 400
-    assert response.json()["error"]["fields"]["timestamp"][0]["code"] == "timestamp_in_future"
+    assert response.json()["error"]["fields"]["timestamp"][0]["code"] == "in_the_future"
 
 
 def test_an_unknown_customer_is_a_404_and_no_key_a_401(api, client, customer):

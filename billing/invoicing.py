@@ -11,11 +11,11 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Customer
+from billing_portal.money import money_format
 from licensing.models import CustomerPlan, PlanFeature, ResourceEvent, UsageEvent
 
 from . import rating
 from .models import Invoice, InvoiceLine
-from .money import money_format
 
 PLAN_LINE_KEY = "plan"
 # What a refresh may change on a line; the synced_* fields belong to the sync alone.

@@ -4,6 +4,8 @@ catalog.toml (`manage.py stripe_setup` loads it); plans follow Stripe: both read
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from billing_portal.money import money_format
+
 from .api.authentication import service_key_create
 from .models import (
     CustomerPlan,
@@ -55,7 +57,7 @@ class PlanAdmin(ReadOnlyAdmin):
     def price(self, plan: Plan) -> str:
         if plan.amount is None:
             return "not sold"
-        return f"{plan.amount / 100:.2f} {plan.currency.upper()}"
+        return money_format(plan.amount, plan.currency)
 
 
 @admin.register(Feature)

@@ -2,7 +2,7 @@
 
 from django import template
 
-from billing.money import money_format
+from billing_portal.money import money_format
 
 register = template.Library()
 

@@ -16,6 +16,58 @@ if TYPE_CHECKING:
 
 API_VERSION = "2026-08-26.dahlia"
 
+# Every event type the emulator emits; `emit` refuses any other, so the portal's test that
+# posts one event of each type to dj-stripe (tests/billing/test_every_event_type.py) covers a
+# new type as soon as it can be emitted.
+EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "billing.meter.created",
+        "charge.failed",
+        "charge.succeeded",
+        "checkout.session.completed",
+        "checkout.session.expired",
+        "customer.created",
+        "customer.deleted",
+        "customer.subscription.created",
+        "customer.subscription.deleted",
+        "customer.subscription.trial_will_end",
+        "customer.subscription.updated",
+        "customer.tax_id.created",
+        "customer.tax_id.deleted",
+        "customer.updated",
+        "invoice.created",
+        "invoice.deleted",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_failed",
+        "invoice.payment_succeeded",
+        "invoice.updated",
+        "invoice.voided",
+        "invoice_payment.paid",
+        "invoiceitem.created",
+        "invoiceitem.deleted",
+        "payment_intent.created",
+        "payment_intent.payment_failed",
+        "payment_intent.succeeded",
+        "payment_method.attached",
+        "payment_method.detached",
+        "payment_method.updated",
+        "price.created",
+        "price.updated",
+        "product.created",
+        "product.deleted",
+        "product.updated",
+        "setup_intent.canceled",
+        "setup_intent.created",
+        "setup_intent.setup_failed",
+        "setup_intent.succeeded",
+        "test_helpers.test_clock.advancing",
+        "test_helpers.test_clock.created",
+        "test_helpers.test_clock.deleted",
+        "test_helpers.test_clock.ready",
+    }
+)
+
 
 @dataclass
 class Context:
@@ -55,6 +107,8 @@ class Context:
 
     def emit(self, event_type: str, obj: Obj, previous: Obj | None = None) -> Obj | None:
         """Record an event carrying ``obj`` as it is now (and what changed, for updates)."""
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"{event_type} is not in EVENT_TYPES: add it there first")
         data: Obj = {"object": render(self.store, obj)}
         if previous is not None:
             changed = {

@@ -104,6 +104,10 @@ def render(store: Store, obj: Obj) -> Obj:
 
 def render_with_expand(store: Store, obj: Obj, paths: list[str]) -> Obj:
     result = render(store, obj)
+    if result.get("deleted") is True:
+        # A deleted object answers its tombstone (id, object, deleted) with a 200, whatever
+        # the request expands: dj-stripe retrieves every customer expanding default_source.
+        return result
     for path in paths:
         _expand(store, result, path.split("."), path, owner=result, prefix="")
     return result

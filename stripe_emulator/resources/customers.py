@@ -280,6 +280,20 @@ def customer_tax_id_delete(ctx: Context, params: dict[str, Any], customer: str, 
     return tombstone
 
 
+def tax_id_retrieve(ctx: Context, params: dict[str, Any], tax_id: str) -> Obj:
+    """``/v1/tax_ids/{id}``: a tax id by its own id, whoever owns it (dj-stripe fetches
+    a customer's tax ids this way)."""
+    return ctx.fetch("tax_id", tax_id, label="tax id")
+
+
+def tax_id_delete(ctx: Context, params: dict[str, Any], tax_id: str) -> Obj:
+    found = ctx.fetch("tax_id", tax_id, label="tax id")
+    ctx.emit("customer.tax_id.deleted", found)
+    tombstone = deleted(found)
+    ctx.store.replace(tombstone)
+    return tombstone
+
+
 def tax_id_list(ctx: Context, params: dict[str, Any]) -> Obj:
     """``/v1/tax_ids``: a customer's ids by ``owner``; the account itself has none."""
     owner = params.get("owner") or {"type": "self"}
@@ -318,6 +332,8 @@ ROUTES = [
     route("POST", "/v1/customers/{customer}", customer_update, P.CustomerModifyParams),
     route("DELETE", "/v1/customers/{customer}", customer_delete, P.CustomerDeleteParams),
     route("GET", "/v1/tax_ids", tax_id_list, P.TaxIdListParams),
+    route("GET", "/v1/tax_ids/{tax_id}", tax_id_retrieve, P.TaxIdRetrieveParams),
+    route("DELETE", "/v1/tax_ids/{tax_id}", tax_id_delete, P.TaxIdDeleteParams),
     route(
         "POST",
         "/v1/customers/{customer}/tax_ids",

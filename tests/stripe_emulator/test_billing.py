@@ -389,6 +389,48 @@ def test_vat_numbers_are_checked_like_stripe_does(in_process, kind, value, valid
     assert error.value.user_message == f"Invalid value for {kind}."
 
 
+def test_tax_ids_by_their_own_id(in_process):
+    """`/v1/tax_ids/{id}` answers a customer's tax id (dj-stripe fetches it so after
+    customer.tax_id.created); deleting it there emits customer.tax_id.deleted."""
+    api = in_process.client.v1
+    customer = api.customers.create({"email": "vat@example.com"})
+    tax_id = api.customers.tax_ids.create(customer.id, {"type": "eu_vat", "value": "DE123456789"})
+
+    found = api.tax_ids.retrieve(tax_id.id)
+    assert (found.id, found.value, found.owner.customer) == (tax_id.id, "DE123456789", customer.id)
+    assert found.to_dict() == api.customers.tax_ids.retrieve(customer.id, tax_id.id).to_dict()
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        api.tax_ids.retrieve("txi_unknown")
+    assert (unknown.value.http_status, unknown.value.code) == (404, "resource_missing")
+    with pytest.raises(stripe.InvalidRequestError) as unknown_param:
+        api.tax_ids.retrieve(tax_id.id, {"customer": customer.id})  # type: ignore[typeddict-unknown-key]
+    assert unknown_param.value.http_status == 400
+
+    gone = api.tax_ids.delete(tax_id.id)
+    assert (gone.id, gone.deleted) == (tax_id.id, True)
+    assert api.customers.tax_ids.list(customer.id).data == []
+    with pytest.raises(stripe.InvalidRequestError):
+        api.tax_ids.retrieve(tax_id.id)
+    in_process.settle()
+    types = [event.type for event in api.events.list({"limit": 10}).data]
+    assert types[:2] == ["customer.tax_id.deleted", "customer.tax_id.created"]
+
+
+def test_a_deleted_customer_answers_its_tombstone_even_when_expanded(in_process):
+    """Stripe answers a deleted customer with a 200 and `deleted: true` (a subset of the
+    customer); dj-stripe always expands `default_source` and `sources` when it retrieves one."""
+    api = in_process.client.v1
+    customer = api.customers.create({"email": "gone@example.com"})
+    api.customers.delete(customer.id)
+
+    for params in ({}, {"expand": ["default_source", "sources"]}):
+        found = api.customers.retrieve(customer.id, params)
+        assert found.to_dict() == {"id": customer.id, "object": "customer", "deleted": True}
+    with pytest.raises(stripe.InvalidRequestError) as live:
+        api.customers.retrieve(api.customers.create({}).id, {"expand": ["nothing_here"]})
+    assert live.value.http_status == 400  # a live customer's expand is still checked
+
+
 def _subscribed(in_process: InProcessHarness):
     api = in_process.client.v1
     customer = api.customers.create({"email": "sub@example.com"})

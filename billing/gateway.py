@@ -17,6 +17,7 @@ import stripe
 from django.conf import settings
 
 from .errors import BillingError, BillingNotEnabled, GatewayUnavailable, PaymentDeclined
+from .webhook_events import WEBHOOK_EVENTS
 
 logger = logging.getLogger(__name__)
 
@@ -268,29 +269,6 @@ def customer_billing_details_update(
 
 # --- Webhook endpoint (stripe_setup) ----------------------------------------------------------
 
-# What the portal reacts to; dj-stripe mirrors these objects as they arrive.
-WEBHOOK_EVENTS = [
-    "checkout.session.completed",
-    "checkout.session.expired",
-    "customer.created",
-    "customer.updated",
-    "customer.deleted",
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.trial_will_end",
-    "invoice.created",
-    "invoice.finalized",
-    "invoice.paid",
-    "invoice.payment_failed",
-    "invoice.updated",
-    "invoice.voided",
-    "payment_method.attached",
-    "payment_method.detached",
-    "payment_method.updated",
-    "setup_intent.succeeded",
-]
-
 
 @translate_errors
 def webhook_endpoint_create(*, url: str, djstripe_uuid: str) -> dict:
@@ -298,7 +276,7 @@ def webhook_endpoint_create(*, url: str, djstripe_uuid: str) -> dict:
     endpoint = client().v1.webhook_endpoints.create(
         {
             "url": url,
-            "enabled_events": WEBHOOK_EVENTS,
+            "enabled_events": list(WEBHOOK_EVENTS),
             "api_version": settings.STRIPE_API_VERSION,
             "description": "Billing Portal (dj-stripe)",
             "metadata": {"djstripe_uuid": djstripe_uuid},
@@ -324,7 +302,7 @@ def webhook_endpoint_update(*, endpoint_id: str, url: str) -> dict:
     twice is harmless, and a key would replay a stale answer if the URL moves back."""
     return as_json(
         client().v1.webhook_endpoints.update(
-            endpoint_id, {"url": url, "enabled_events": WEBHOOK_EVENTS, "disabled": False}
+            endpoint_id, {"url": url, "enabled_events": list(WEBHOOK_EVENTS), "disabled": False}
         )
     )
 

@@ -11,6 +11,7 @@ from licensing.catalog import Catalog
 from licensing.services import catalog_load
 
 from . import gateway, mirror
+from .webhook_events import WEBHOOK_EVENTS
 
 
 def webhook_endpoint_ensure(*, base_url: str) -> tuple[WebhookEndpoint, str]:
@@ -27,7 +28,7 @@ def webhook_endpoint_ensure(*, base_url: str) -> tuple[WebhookEndpoint, str]:
         if (
             remote["url"] == expected
             and remote["status"] == "enabled"
-            and sorted(remote["enabled_events"]) == sorted(gateway.WEBHOOK_EVENTS)
+            and sorted(remote["enabled_events"]) == sorted(WEBHOOK_EVENTS)
         ):
             return local, "unchanged"
         remote = gateway.webhook_endpoint_update(endpoint_id=local.id, url=expected)

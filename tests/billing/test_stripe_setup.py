@@ -5,7 +5,9 @@ import pytest
 from django.core.management import call_command
 from djstripe.models import WebhookEndpoint
 
+from billing import webhooks
 from billing.setup import catalog_push
+from billing.webhook_events import WEBHOOK_EVENTS
 from licensing.catalog import catalog_read
 from licensing.models import Plan
 
@@ -104,4 +106,37 @@ def test_new_events_reach_an_existing_endpoint(fresh_portal, stripe_client, sett
 
     assert "updated" in stripe_setup()
     remote = stripe_client.v1.webhook_endpoints.retrieve(local.id)
-    assert "checkout.session.completed" in remote.enabled_events
+    assert sorted(remote.enabled_events) == sorted(WEBHOOK_EVENTS)
+    local.refresh_from_db()
+    assert sorted(local.enabled_events) == sorted(WEBHOOK_EVENTS)
+    assert "unchanged" in stripe_setup()
+
+
+def test_the_endpoint_is_subscribed_to_what_the_portal_handles_and_no_more(
+    fresh_portal, stripe_client
+):
+    stripe_setup()
+    [local] = WebhookEndpoint.objects.all()
+    remote = stripe_client.v1.webhook_endpoints.retrieve(local.id)
+    assert sorted(remote.enabled_events) == sorted(WEBHOOK_EVENTS)
+    assert "*" not in remote.enabled_events
+
+
+def test_every_event_our_receivers_handle_is_subscribed_to():
+    """A receiver added in billing/webhooks.py without its event in WEBHOOK_EVENTS would
+    never run; an entry dj-stripe does not know is a typo."""
+    from djstripe.models import Event
+    from djstripe.signals import WEBHOOK_SIGNALS
+
+    ours = {
+        event_type
+        for event_type, signal in WEBHOOK_SIGNALS.items()
+        if any(
+            getattr(receiver, "__module__", "") == webhooks.__name__
+            for receiver in signal._live_receivers(Event)[0]
+        )
+    }
+    assert "checkout.session.completed" in ours
+    assert ours <= set(WEBHOOK_EVENTS)
+    assert set(WEBHOOK_EVENTS) <= set(WEBHOOK_SIGNALS)
+    assert len(WEBHOOK_EVENTS) == len(set(WEBHOOK_EVENTS))

@@ -8,6 +8,7 @@ from accounts.models import Customer
 from licensing.admin import ReadOnlyAdminMixin
 from licensing.services import customer_trial_set
 
+from .mirror_admin import djstripe_admin_read_only
 from .models import BillingEvent, BillingInfo, CustomerBilling, Invoice, InvoiceLine, PaymentMethod
 
 
@@ -87,3 +88,7 @@ class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["customer__customer_id", "number", "stripe_invoice_id"]
     list_select_related = ["customer"]
     inlines = [InvoiceLineInline]
+
+
+# dj-stripe registered its admin before ours (it comes first in INSTALLED_APPS).
+djstripe_admin_read_only(admin.site)

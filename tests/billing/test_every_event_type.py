@@ -188,3 +188,22 @@ def test_djstripe_processes_every_event_type_the_emulator_emits(
     # customer.created was processed are not kept as live objects.
     assert not TaxId.objects.filter(id=made["tax_id"]).exists()
     assert not MirroredCustomer.objects.filter(id=made["gone"], date_purged__isnull=True).exists()
+
+
+def test_customer_created_after_the_customer_was_deleted_is_stored_and_ignored(
+    stripe_emulator, stripe_client
+):
+    """Its customer.created arrives after customer.deleted: dj-stripe re-fetches the
+    customer, Stripe answers the deleted customer's tombstone, and nothing is mirrored."""
+    stripe_emulator.faults.add({"kind": "webhook_out_of_order", "count": 2})
+    gone = stripe_client.v1.customers.create({"email": "gone@example.com"})
+    stripe_client.v1.customers.delete(gone.id)
+    stripe_emulator.deliver()
+
+    triggers = list(WebhookEventTrigger.objects.select_related("event").order_by("pk"))
+    assert [t.event.type for t in triggers] == ["customer.deleted", "customer.created"]
+    assert [(t.processed, t.exception) for t in triggers] == [(True, "")] * 2
+    # At most a purged row holding the tombstone: no live customer in the mirror.
+    rows = list(MirroredCustomer.objects.filter(id=gone.id))
+    assert all(row.date_purged and row.stripe_data["deleted"] is True for row in rows)
+    assert stripe_emulator.webhook_statuses == [200, 200]  # no retries

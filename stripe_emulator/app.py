@@ -24,6 +24,7 @@ from .render import limit_check, render_with_expand
 from .resources import ROUTES
 from .resources.account import account_ensure
 from .resources.clocks import clock_settle, clocks_due
+from .resources.invoicing import invoice_created_acknowledged
 from .routing import find
 from .store import Obj, Store
 from .webhooks import Dispatcher, Transport, http_transport
@@ -79,6 +80,7 @@ class Emulator:
             retry_delays=retry_delays,
         )
         self.webhooks.bind_endpoints(self._webhook_endpoints)
+        self.webhooks.bind_acknowledgements(self._acknowledged)
         with self.lock:
             account_ensure(self.store)
             self.store.commit()
@@ -86,6 +88,16 @@ class Emulator:
     def _webhook_endpoints(self) -> list[Obj]:
         with self.lock:
             return self.store.select("webhook_endpoint")
+
+    def _acknowledged(self, event_id: str, endpoint_id: str) -> None:
+        with self.lock:
+            try:
+                invoice_created_acknowledged(Context(self), event_id, endpoint_id)
+            except Exception:  # noqa: BLE001 - an emulator bug must not stop the deliveries
+                traceback.print_exc()
+                self.store.rollback()
+                return
+            self.store.commit()
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes = b""

@@ -79,6 +79,7 @@ class Dispatcher:
         self._log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
         self._cond = threading.Condition()
         self._endpoints: Callable[[], list[Obj]] = list
+        self._acknowledged: Callable[[str, str], None] = lambda event_id, endpoint_id: None
         self._stopped = False
         self._in_flight = 0
         self._unreleased = 0  # responses answered-to-be whose events are not queued yet
@@ -92,8 +93,16 @@ class Dispatcher:
     def bind_endpoints(self, endpoints: Callable[[], list[Obj]]) -> None:
         self._endpoints = endpoints
 
+    def bind_acknowledgements(self, acknowledged: Callable[[str, str], None]) -> None:
+        """``acknowledged(event_id, endpoint_id)`` runs when an endpoint answers 2xx: Stripe
+        times a renewal draft's finalization from the answer to its ``invoice.created``."""
+        self._acknowledged = acknowledged
+
     def endpoint_count(self, event_type: str) -> int:
         return len(self._matching(event_type))
+
+    def endpoint_ids(self, event_type: str) -> list[str]:
+        return [endpoint["id"] for endpoint in self._matching(event_type)]
 
     def _matching(self, event_type: str) -> list[Obj]:
         return [
@@ -211,6 +220,10 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - any transport failure is a failed attempt
             error = f"{type(exc).__name__}: {exc}"
         succeeded = 200 <= status < 300
+        if succeeded:
+            # Before the attempt stops counting as in flight, so that whoever waits for
+            # deliveries to settle also sees what the acknowledgement changed.
+            self._acknowledged(delivery.event_id, delivery.endpoint_id)
         with self._cond:
             self._in_flight -= 1
             self._log.append(

@@ -18,8 +18,10 @@ from .common import assign, created_filter, deleted
 from .invoicing import (
     customer_currency_set,
     invoice_add_line,
+    invoice_check_room,
     invoice_item_line,
     invoice_remove_item_line,
+    invoice_replace_item_line,
 )
 
 
@@ -127,6 +129,7 @@ def invoice_item_create(ctx: Context, params: dict[str, Any]) -> Obj:
                 f"the invoice ({invoice['currency']}).",
                 param="currency",
             )
+        invoice_check_room(invoice, 1, "invoice")
     item = invoice_item_add(
         ctx,
         customer,
@@ -188,8 +191,7 @@ def invoice_item_update(ctx: Context, params: dict[str, Any], invoiceitem: str) 
         item["period"] = {"start": params["period"]["start"], "end": params["period"]["end"]}
     ctx.store.touch(item)
     if invoice is not None:
-        invoice_remove_item_line(invoice, item["id"])
-        invoice_add_line(invoice, invoice_item_line(invoice, item, ctx.store))
+        invoice_replace_item_line(invoice, item, ctx.store)
         ctx.store.touch(invoice)
     return item
 

@@ -19,8 +19,13 @@ from .payment_methods import (
 )
 from .payments import charge_attempt
 
-# Stripe finalizes a subscription's draft about an hour after creating it.
+# Stripe finalizes a subscription's draft about an hour after our endpoints acknowledge its
+# ``invoice.created`` (answer 2xx), and at most 72 hours after it was created when they do not.
 AUTO_FINALIZE_DELAY = 3600
+UNACKNOWLEDGED_FINALIZE_DELAY = 72 * 3600
+# "You can only add invoice items to draft invoices and there is a maximum of 250 items per
+# invoice" (the invoice item's ``invoice`` parameter).
+MAX_INVOICE_ITEMS = 250
 
 
 def invoice_build(
@@ -205,6 +210,34 @@ def invoice_add_line(invoice: Obj, line: Obj) -> None:
     _recompute(invoice)
 
 
+def invoice_item_lines(invoice: Obj) -> list[Obj]:
+    return [line for line in invoice["lines"]["data"] if _line_item_id(line) is not None]
+
+
+def _line_item_id(line: Obj) -> str | None:
+    return ((line["parent"] or {}).get("invoice_item_details") or {}).get("invoice_item")
+
+
+def invoice_check_room(invoice: Obj, adding: int, param: str) -> None:
+    """Stripe refuses an invoice item beyond the 250th on one invoice."""
+    if len(invoice_item_lines(invoice)) + adding > MAX_INVOICE_ITEMS:
+        raise invalid_request(
+            f"An invoice can have at most {MAX_INVOICE_ITEMS} invoice items; invoice "
+            f"{invoice['id']} has {len(invoice_item_lines(invoice))}.",
+            param=param,
+        )
+
+
+def invoice_replace_item_line(invoice: Obj, item: Obj, store: Store) -> None:
+    """The line of an edited invoice item, rebuilt in place: its id and position stay."""
+    for index, line in enumerate(invoice["lines"]["data"]):
+        if _line_item_id(line) == item["id"]:
+            fresh = invoice_item_line(invoice, item, store)
+            fresh["id"] = line["id"]
+            invoice["lines"]["data"][index] = fresh
+    _recompute(invoice)
+
+
 def invoice_remove_item_line(invoice: Obj, invoice_item_id: str) -> None:
     """Drop the line an invoice item produced (the item was edited or deleted)."""
     invoice["lines"]["data"] = [
@@ -261,18 +294,28 @@ def pending_invoice_items(store: Store, customer_id: str, subscription_id: str |
 
 
 def invoice_pull_pending(ctx: Context, invoice: Obj, subscription_id: str | None) -> None:
-    for item in pending_invoice_items(ctx.store, invoice["customer"], subscription_id):
+    """The oldest pending items, up to the invoice's limit; the rest wait for the next one."""
+    room = MAX_INVOICE_ITEMS - len(invoice_item_lines(invoice))
+    for item in pending_invoice_items(ctx.store, invoice["customer"], subscription_id)[:room]:
         item["invoice"] = invoice["id"]
         ctx.store.touch(item)
         invoice_add_line(invoice, invoice_item_line(invoice, item, ctx.store))
 
 
 def invoice_open(ctx: Context, invoice: Obj) -> Obj:
-    """Store a built draft and announce it."""
-    invoice["webhooks_delivered_at"] = invoice["created"]
+    """Store a built draft and announce it. A draft due to finalize on its own (a renewal's)
+    waits for every endpoint listening to ``invoice.created`` to acknowledge it."""
     customer_currency_set(ctx, invoice["customer"], invoice["currency"])
+    listening = ctx.emulator.webhooks.endpoint_ids("invoice.created")
+    if invoice["automatically_finalizes_at"] is not None and listening:
+        invoice["automatically_finalizes_at"] = invoice["created"] + UNACKNOWLEDGED_FINALIZE_DELAY
+        invoice["webhooks_delivered_at"] = None
+    else:
+        invoice["webhooks_delivered_at"] = invoice["created"]
     ctx.store.add(invoice)
-    ctx.emit("invoice.created", invoice)
+    event = ctx.emit("invoice.created", invoice)
+    if invoice["webhooks_delivered_at"] is None and event is not None:
+        invoice["_awaiting_acknowledgement"] = {"event": event["id"], "endpoints": listening}
     return invoice
 
 
@@ -282,6 +325,26 @@ def customer_currency_set(ctx: Context, customer_id: str, currency: str) -> None
     if customer is not None and customer.get("currency") is None:
         customer["currency"] = currency
         ctx.store.touch(customer)
+
+
+def invoice_created_acknowledged(ctx: Context, event_id: str, endpoint_id: str) -> None:
+    """An endpoint answered 2xx to an event: when it was the last one a draft's
+    ``invoice.created`` waited for, the draft finalizes an hour of clock time later."""
+    event = ctx.store.get(event_id)
+    if event is None or event.get("type") != "invoice.created":
+        return
+    invoice = ctx.store.get(event["data"]["object"]["id"])
+    waiting = (invoice or {}).get("_awaiting_acknowledgement")
+    if invoice is None or not waiting or waiting["event"] != event_id:
+        return
+    waiting["endpoints"] = [e for e in waiting["endpoints"] if e != endpoint_id]
+    if not waiting["endpoints"]:
+        del invoice["_awaiting_acknowledgement"]
+        now = ctx.now(invoice["test_clock"])
+        invoice["webhooks_delivered_at"] = now
+        if invoice["status"] == "draft" and invoice["automatically_finalizes_at"] is not None:
+            invoice["automatically_finalizes_at"] = now + AUTO_FINALIZE_DELAY
+    ctx.store.touch(invoice)
 
 
 def invoice_finalize(ctx: Context, invoice: Obj) -> None:
@@ -295,6 +358,7 @@ def invoice_finalize(ctx: Context, invoice: Obj) -> None:
     invoice["effective_at"] = now
     invoice["automatically_finalizes_at"] = None
     invoice["hosted_invoice_url"] = f"{ctx.base_url}/invoice/{invoice['id']}"
+    invoice["invoice_pdf"] = f"{ctx.base_url}/invoice/{invoice['id']}/pdf"
     _balance_apply(ctx, invoice, customer)
     if invoice["collection_method"] == "charge_automatically" and invoice["amount_due"] > 0:
         invoice["next_payment_attempt"] = now

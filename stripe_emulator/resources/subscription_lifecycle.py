@@ -182,8 +182,8 @@ def invoice_now(ctx: Context, subscription: Obj, invoice: Obj) -> None:
     subscription["latest_invoice"] = invoice["id"]
     ctx.store.touch(subscription)
     invoice["auto_advance"] = False
-    invoice_open(ctx, invoice)
     invoice_pull_pending(ctx, invoice, subscription["id"])
+    invoice_open(ctx, invoice)
     invoice_finalize(ctx, invoice)
     if invoice["status"] == "open" and invoice["collection_method"] == "charge_automatically":
         invoice_collect(ctx, invoice)
@@ -212,8 +212,9 @@ def subscription_cycle(ctx: Context, subscription: Obj) -> None:
     subscription["latest_invoice"] = invoice["id"]
     ctx.store.touch(subscription)
     ctx.emit("customer.subscription.updated", subscription, before)
-    invoice_open(ctx, invoice)
+    # The pending items are on the draft before it is announced: ``invoice.created`` carries them.
     invoice_pull_pending(ctx, invoice, subscription["id"])
+    invoice_open(ctx, invoice)
 
 
 def subscription_trial_will_end(ctx: Context, subscription: Obj) -> None:

@@ -140,6 +140,12 @@ class Harness:
     def settle(self) -> None:
         raise NotImplementedError
 
+    def advance(self, clock_id: str, frozen_time: int) -> None:
+        """Advance a test clock until it is ``ready``, then let the webhooks it caused be
+        delivered (and acknowledged, which starts a renewal draft's hour)."""
+        advance_clock(self.client.v1, clock_id, frozen_time)
+        self.settle()
+
     def raw_deliveries(self) -> list[tuple[bytes, dict[str, str]]]:
         raise NotImplementedError
 

@@ -3,6 +3,7 @@
 customer → setup Checkout on the hosted page → default card → trial → renewal paid →
 declining card → renewal fails (402, invoice.payment_failed) → paid with another card →
 cancel at period end → subscription deleted; every event verified as a receiver would.
+Each renewal is a draft until an hour after the endpoint acknowledged ``invoice.created``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,13 @@ def test_customer_journey(harness: Harness) -> None:
     trial_end = subscription.trial_end
     assert trial_end == START + 14 * DAY
 
-    advance_clock(client.v1, clock.id, trial_end + 2 * 3600)
+    # The trial's end drafts the renewal; it finalizes an hour after the endpoint has
+    # acknowledged invoice.created (the receiver answered 200 once the clock was ready).
+    harness.advance(clock.id, trial_end + 60)
+    subscription = client.v1.subscriptions.retrieve(subscription.id, {"expand": ["latest_invoice"]})
+    draft = subscription.latest_invoice
+    assert (draft.status, draft.automatically_finalizes_at) == ("draft", trial_end + 60 + 3600)
+    harness.advance(clock.id, trial_end + 2 * 3600)
     subscription = client.v1.subscriptions.retrieve(subscription.id, {"expand": ["latest_invoice"]})
     renewal = subscription.latest_invoice
     assert subscription.status == "active"
@@ -88,7 +95,8 @@ def test_customer_journey(harness: Harness) -> None:
     client.v1.customers.update(
         customer.id, {"invoice_settings": {"default_payment_method": failing.id}}
     )
-    advance_clock(client.v1, clock.id, period_end + 2 * 3600)
+    harness.advance(clock.id, period_end + 60)
+    harness.advance(clock.id, period_end + 2 * 3600)
     subscription = client.v1.subscriptions.retrieve(subscription.id)
     failed = client.v1.invoices.retrieve(subscription.latest_invoice)
     assert (subscription.status, failed.status, failed.attempt_count) == ("past_due", "open", 1)

@@ -41,6 +41,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "invoice.paid",
         "invoice.payment_failed",
         "invoice.payment_succeeded",
+        "invoice.upcoming",
         "invoice.updated",
         "invoice.voided",
         "invoice_payment.paid",

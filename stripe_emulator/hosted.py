@@ -2,8 +2,9 @@
 
 ``GET /checkout/<session>`` shows the session and the test cards; ``POST`` with
 ``payment_method=<test token>`` completes it and redirects (303) to ``success_url``; a
-decline re-renders the page with the reason. ``/invoice/<invoice>`` (an open invoice's
-``hosted_invoice_url``) pays the invoice the same way. Plainly labelled, no Stripe branding.
+decline re-renders the page with the reason. ``/invoice/<invoice>`` (a finalized invoice's
+``hosted_invoice_url``) shows its lines and totals and pays an open invoice the same way;
+``/invoice/<invoice>/pdf`` is its ``invoice_pdf``. Plainly labelled, no Stripe branding.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs
 from .cards import PAGE_TOKENS
 from .context import Context
 from .errors import StripeError
+from .pdf import invoice_pdf, money
 from .resources.checkout import SESSION, CheckoutDeclined, checkout_session_complete
 from .resources.invoicing import PaymentFailure, invoice_collect
 from .store import Obj
@@ -25,6 +27,8 @@ body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0
 .banner{background:#fff3c4;border:1px solid #e0c060;padding:.5rem .75rem;border-radius:4px}
 .error{background:#fde2e2;border:1px solid #d66;padding:.5rem .75rem;border-radius:4px}
 label{display:block;margin:.4rem 0} button{margin-top:1rem;padding:.5rem 1.2rem}
+table{border-collapse:collapse;width:100%}
+td,th{padding:.3rem;border-bottom:1px solid #ddd;text-align:left} .n{text-align:right}
 """
 
 
@@ -54,21 +58,36 @@ def checkout_page(ctx: Context, method: str, path: str, body: str) -> Page:
 
 
 def invoice_page(ctx: Context, method: str, path: str, body: str) -> Page:
-    invoice = ctx.store.get(path.removeprefix("/invoice/").strip("/"))
-    if invoice is None or invoice.get("object") != "invoice" or invoice.get("deleted"):
+    invoice_id, _, document = path.removeprefix("/invoice/").strip("/").partition("/")
+    invoice = ctx.store.get(invoice_id)
+    # Like Stripe's, the hosted page and the PDF exist once an invoice is finalized.
+    if (
+        invoice is None
+        or invoice.get("object") != "invoice"
+        or invoice.get("deleted")
+        or invoice["status"] == "draft"
+        or document not in ("", "pdf")
+    ):
         return _page(404, "Invoice not found", "<p>There is no such invoice.</p>")
-    title = f"Invoice {invoice['number'] or invoice['id']}"
-    if invoice["status"] != "open":
-        return _page(200, title, f"<p>This invoice is {html.escape(invoice['status'])}.</p>")
-    if method != "POST":
-        return _invoice_form(invoice, title, error=None)
+    if document == "pdf":
+        if method != "GET":
+            return _page(405, "Method not allowed", "<p>The PDF is read with GET.</p>")
+        filename = f"Invoice-{invoice['number']}.pdf"
+        headers = {
+            "Content-Type": "application/pdf",
+            "Content-Disposition": f'inline; filename="{filename}"',
+        }
+        return 200, headers, invoice_pdf(invoice)
+    title = f"Invoice {invoice['number']}"
+    if invoice["status"] != "open" or method != "POST":
+        return _invoice_view(invoice, title, error=None)
     try:
         failure = invoice_collect(ctx, invoice, _token(body))
     except StripeError as error:  # an unknown token, or a card that cannot be attached
         failure = PaymentFailure(error.message)
     if failure is not None:
-        return _invoice_form(invoice, title, error=failure.message, status=402)
-    return _page(200, title, "<p>Thank you: this invoice is paid.</p>")
+        return _invoice_view(invoice, title, error=failure.message, status=402)
+    return _invoice_view(invoice, title, error=None, note="Thank you: this invoice is paid.")
 
 
 def _token(body: str) -> str:
@@ -89,10 +108,35 @@ def _checkout_form(session: Obj, *, error: str | None, status: int = 200) -> Pag
     return _page(status, "Test checkout", _card_form(what, session["url"], error) + cancel)
 
 
-def _invoice_form(invoice: Obj, title: str, *, error: str | None, status: int = 200) -> Page:
-    amount = f"{invoice['amount_remaining'] / 100:.2f} {invoice['currency'].upper()}"
-    form = _card_form(f"Amount due: {amount}", invoice["hosted_invoice_url"], error)
-    return _page(status, title, form)
+def _invoice_view(
+    invoice: Obj, title: str, *, error: str | None, status: int = 200, note: str = ""
+) -> Page:
+    """The invoice's lines and totals, a link to its PDF, and (while open) the card form."""
+    currency = invoice["currency"]
+    rows = "".join(
+        f"<tr><td>{html.escape(line['description'] or '-')}</td>"
+        f"<td class='n'>{line['quantity'] if line['quantity'] is not None else 1}</td>"
+        f"<td class='n'>{money(line['amount'], currency)}</td></tr>"
+        for line in invoice["lines"]["data"]
+    )
+    table = (
+        "<table><thead><tr><th>Description</th><th class='n'>Qty</th>"
+        f"<th class='n'>Amount</th></tr></thead><tbody>{rows}</tbody><tfoot>"
+        f"<tr><th colspan='2'>Total</th><td class='n'>{money(invoice['total'], currency)}</td></tr>"
+        f"<tr><th colspan='2'>Amount paid</th>"
+        f"<td class='n'>{money(invoice['amount_paid'], currency)}</td></tr>"
+        "</tfoot></table>"
+    )
+    parts = [
+        f"<p>Status: <strong class='status'>{html.escape(invoice['status'])}</strong></p>",
+        f"<p class='ok'>{html.escape(note)}</p>" if note else "",
+        table,
+        f'<p><a href="{html.escape(invoice["invoice_pdf"] or "")}">Download the PDF</a></p>',
+    ]
+    if invoice["status"] == "open":
+        amount = money(invoice["amount_remaining"], currency)
+        parts.append(_card_form(f"Amount due: {amount}", invoice["hosted_invoice_url"], error))
+    return _page(status, title, "".join(parts))
 
 
 def _card_form(what: str, action: str, error: str | None) -> str:

@@ -1,6 +1,6 @@
 """Test clocks: advancing one runs, in time order, everything due for its customers —
-trial notices, renewals, cancellations at period end, and draft invoices' finalization and
-payment an hour after their creation."""
+trial notices, upcoming renewal notices, renewals, cancellations at period end, and draft
+invoices' finalization and payment an hour after ``invoice.created`` was acknowledged."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from stripe_emulator.timeutil import DAY, add_interval
 
 from .common import deleted
 from .invoicing import invoice_collect, invoice_finalize
+from .previews import subscription_upcoming_notice
 from .subscription_lifecycle import (
     ENDED,
     subscription_cycle,
@@ -175,6 +176,8 @@ def _subscription_action(ctx: Context, subscription: Obj, action: str) -> Any:
         return lambda: subscription_cycle(ctx, subscription)
     if action == "trial_will_end":
         return lambda: subscription_trial_will_end(ctx, subscription)
+    if action == "upcoming":
+        return lambda: subscription_upcoming_notice(ctx, subscription)
     return lambda: subscription_end(
         ctx, subscription, reason="cancellation_requested", at=subscription["cancel_at"]
     )

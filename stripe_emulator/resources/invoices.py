@@ -15,6 +15,7 @@ from stripe_emulator.store import Obj, Store
 
 from .common import assign, created_filter, deleted
 from .invoicing import (
+    AUTO_FINALIZE_DELAY,
     invoice_build,
     invoice_collect,
     invoice_finalize,
@@ -71,9 +72,36 @@ def invoice_update(ctx: Context, params: dict[str, Any], invoice: str) -> Obj:
         params,
         ("auto_advance", "description", "footer", "default_payment_method", "collection_method"),
     )
+    if found["status"] == "draft":
+        _schedule_finalization(ctx, found, params)
     ctx.store.touch(found)
     ctx.emit("invoice.updated", found, before)
     return found
+
+
+def _schedule_finalization(ctx: Context, draft: Obj, params: dict[str, Any]) -> None:
+    """``auto_advance=false`` holds a draft until it is finalized explicitly; turning it back
+    on schedules the finalization (``automatically_finalizes_at``, or an hour from now)."""
+    if not draft["auto_advance"]:
+        if params.get("automatically_finalizes_at"):
+            raise invalid_request(
+                "automatically_finalizes_at needs auto_advance=true.",
+                param="automatically_finalizes_at",
+            )
+        draft["automatically_finalizes_at"] = None
+        draft.pop("_awaiting_acknowledgement", None)
+        return
+    now = ctx.now(draft["test_clock"])
+    if params.get("automatically_finalizes_at"):
+        if params["automatically_finalizes_at"] <= now:
+            raise invalid_request(
+                "automatically_finalizes_at must be in the future.",
+                param="automatically_finalizes_at",
+            )
+        draft["automatically_finalizes_at"] = params["automatically_finalizes_at"]
+        draft.pop("_awaiting_acknowledgement", None)
+    elif draft["automatically_finalizes_at"] is None:
+        draft["automatically_finalizes_at"] = now + AUTO_FINALIZE_DELAY
 
 
 def invoice_delete(ctx: Context, params: dict[str, Any], invoice: str) -> Obj:
@@ -114,7 +142,15 @@ def invoice_finalize_endpoint(ctx: Context, params: dict[str, Any], invoice: str
         )
     if "auto_advance" in params:
         found["auto_advance"] = params["auto_advance"]
+    found.pop("_awaiting_acknowledgement", None)
     invoice_finalize(ctx, found)
+    # With automatic advancement Stripe goes on to collect; without, it waits for ``pay``.
+    if (
+        found["auto_advance"]
+        and found["status"] == "open"
+        and found["collection_method"] == "charge_automatically"
+    ):
+        invoice_collect(ctx, found)  # a decline is recorded on the invoice, not answered 402
     return found
 
 

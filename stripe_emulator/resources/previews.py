@@ -15,6 +15,7 @@ from stripe_emulator.store import Obj
 from stripe_emulator.timeutil import add_interval
 
 from .invoicing import (
+    AUTO_FINALIZE_DELAY,
     invoice_add_line,
     invoice_build,
     invoice_item_line,
@@ -161,6 +162,21 @@ def _subscription_preview(ctx: Context, params: dict[str, Any]) -> Obj:
                 ),
             )
     return preview
+
+
+def subscription_upcoming_notice(ctx: Context, subscription: Obj) -> None:
+    """``invoice.upcoming``, days before a renewal: the invoice as it would be now. It is
+    not an invoice yet, so (as Stripe says of this event) it has no id."""
+    _, end = subscription_period(ctx.store, subscription)
+    subscription["_upcoming_sent_for"] = end
+    ctx.store.touch(subscription)
+    upcoming = _subscription_preview(ctx, {"subscription": subscription["id"]})
+    upcoming["id"] = None
+    upcoming["lines"]["url"] = "/v1/invoices/upcoming/lines"
+    for line in upcoming["lines"]["data"]:
+        line["invoice"] = None
+    upcoming["next_payment_attempt"] = end + AUTO_FINALIZE_DELAY
+    ctx.emit("invoice.upcoming", upcoming)
 
 
 ROUTES = [

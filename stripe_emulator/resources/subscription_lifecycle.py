@@ -30,6 +30,9 @@ from .invoicing import (
 from .pricing import Proration, item_amount, line_description, product_name, prorations
 
 TRIAL_WILL_END_NOTICE = 3 * DAY
+# ``invoice.upcoming`` goes out "a few days prior to the renewal", as many as the account's
+# "Upcoming renewal events" setting says; the emulator's account uses 7.
+UPCOMING_RENEWAL_NOTICE = 7 * DAY
 ENDED = ("canceled", "incomplete_expired")
 
 
@@ -241,11 +244,19 @@ def subscription_due_actions(store: Store, subscription: Obj) -> list[tuple[int,
     if subscription["status"] in ENDED:
         return []
     actions = []
-    _, end = subscription_period(store, subscription)
+    start, end = subscription_period(store, subscription)
     if subscription["cancel_at"] and subscription["cancel_at"] < end:
         actions.append((subscription["cancel_at"], "cancel"))
     else:
         actions.append((end, "cycle"))
+        notice = end - UPCOMING_RENEWAL_NOTICE
+        if (
+            not subscription["cancel_at_period_end"]
+            and subscription["collection_method"] == "charge_automatically"
+            and notice > start
+            and subscription.get("_upcoming_sent_for") != end
+        ):
+            actions.append((notice, "upcoming"))
     trial_end = subscription["trial_end"]
     if (
         subscription["status"] == "trialing"

@@ -75,11 +75,9 @@ def _valid(tp: Any, name: str) -> list[str]:
     if typing.get_origin(option) is list:
         return _valid(typing.get_args(option)[0], f"{name}[0]")
     if typing.is_typeddict(option) or hasattr(option, "__required_keys__"):
-        return [
-            pair
-            for key in sorted(option.__required_keys__)
-            for pair in _valid(fields(option)[key][0], f"{name}[{key}]")
-        ]
+        # A hash with no required key still needs one to be sent at all (add_lines' lines).
+        keys = sorted(option.__required_keys__) or sorted(fields(option))[:1]
+        return [pair for key in keys for pair in _valid(fields(option)[key][0], f"{name}[{key}]")]
     return [f"{name}={ {int: '1', bool: 'true'}.get(option, 'x') }"]
 
 

@@ -46,9 +46,25 @@ def invoice_create(ctx: Context, params: dict[str, Any]) -> Obj:
             "days_until_due", 30
         )
     assign(invoice, params, ("description", "footer", "default_payment_method"))
-    invoice_open(ctx, invoice)
+    if invoice["auto_advance"]:  # Stripe finalizes it on its own, an hour from now by default
+        invoice["automatically_finalizes_at"] = invoice["created"] + AUTO_FINALIZE_DELAY
+        if params.get("automatically_finalizes_at"):
+            if params["automatically_finalizes_at"] <= invoice["created"]:
+                raise invalid_request(
+                    "automatically_finalizes_at must be in the future.",
+                    param="automatically_finalizes_at",
+                )
+            # A time of one's own is kept whatever the webhooks do (Stripe says so).
+            invoice["automatically_finalizes_at"] = params["automatically_finalizes_at"]
+            invoice["_finalization_fixed"] = True
+    elif params.get("automatically_finalizes_at"):
+        raise invalid_request(
+            "automatically_finalizes_at needs auto_advance=true.",
+            param="automatically_finalizes_at",
+        )
     if params.get("pending_invoice_items_behavior") == "include":
         invoice_pull_pending(ctx, invoice, subscription["id"] if subscription else None)
+    invoice_open(ctx, invoice)
     return invoice
 
 

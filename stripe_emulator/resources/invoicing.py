@@ -307,7 +307,10 @@ def invoice_open(ctx: Context, invoice: Obj) -> Obj:
     waits for every endpoint listening to ``invoice.created`` to acknowledge it."""
     customer_currency_set(ctx, invoice["customer"], invoice["currency"])
     listening = ctx.emulator.webhooks.endpoint_ids("invoice.created")
-    if invoice["automatically_finalizes_at"] is not None and listening:
+    waits = invoice["automatically_finalizes_at"] is not None and not invoice.get(
+        "_finalization_fixed"
+    )
+    if waits and listening:
         invoice["automatically_finalizes_at"] = invoice["created"] + UNACKNOWLEDGED_FINALIZE_DELAY
         invoice["webhooks_delivered_at"] = None
     else:

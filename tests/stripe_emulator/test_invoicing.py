@@ -498,3 +498,41 @@ def _assert_valid_pdf(pdf: bytes) -> None:
     for match in re.finditer(rb"<< /Length (\d+) >>\nstream\n", pdf):
         end = match.end() + int(match.group(1))
         assert pdf[end:].startswith(b"\nendstream")
+
+
+def test_a_one_off_invoice_with_auto_advance_finalizes_like_a_renewal(world: World) -> None:
+    _item(world, 900)
+    invoice = world.api.invoices.create(
+        {
+            "customer": world.customer.id,
+            "auto_advance": True,
+            "pending_invoice_items_behavior": "include",
+        }
+    )
+    created = world.endpoint.of_type("invoice.created")[-1]
+    assert created["total"] == 900  # the pending item is on it when announced
+    assert world.api.invoices.retrieve(invoice.id).automatically_finalizes_at == START + HOUR
+    world.advance(START + HOUR + 1)
+    assert world.api.invoices.retrieve(invoice.id).status == "paid"
+
+
+def test_a_finalization_time_of_ones_own_does_not_wait_for_webhooks() -> None:
+    world = _world(status=500)
+    _item(world, 900)
+    invoice = world.api.invoices.create(
+        {
+            "customer": world.customer.id,
+            "auto_advance": True,
+            "pending_invoice_items_behavior": "include",
+            "automatically_finalizes_at": START + 2 * HOUR,
+        }
+    )
+    assert invoice.automatically_finalizes_at == START + 2 * HOUR
+    world.advance(START + 2 * HOUR + 1)
+    assert world.api.invoices.retrieve(invoice.id).status == "paid"
+    error = _error(
+        lambda: world.api.invoices.create(
+            {"customer": world.customer.id, "automatically_finalizes_at": START + DAY}
+        )
+    )
+    assert (error.http_status, error.param) == (400, "automatically_finalizes_at")

@@ -94,6 +94,9 @@ def invoice_add_lines(ctx: Context, params: dict[str, Any], invoice: str) -> Obj
             continue
         fields = {k: v for k, v in spec.items() if k not in _NOT_EMULATED}
         currency = (fields.get("price_data") or {}).get("currency") or found["currency"]
+        price_id = (fields.get("pricing") or {}).get("price")
+        if price_id:
+            currency = ctx.fetch("price", price_id, param=f"{where}[pricing][price]")["currency"]
         if "amount" in fields:
             fields.setdefault("currency", found["currency"])
             currency = fields["currency"]

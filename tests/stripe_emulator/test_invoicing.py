@@ -328,6 +328,9 @@ def test_bulk_line_errors_name_the_line_and_keep_the_draft_as_it_was(world: Worl
     )
     assigned = _item(world, 20, invoice=draft.id)
     euros = _item(world, 30, currency="eur")
+    euro_price = world.api.prices.create(
+        {"product_data": {"name": "Euro block"}, "currency": "eur", "unit_amount": 100}
+    )
     cases = [
         ([{"amount": 100}, {"description": "no amount"}], "lines[1][amount]", "Missing required"),
         ([{"amount": 100}, {"invoice_item": theirs.id}], "lines[1][invoice_item]", "another"),
@@ -336,6 +339,8 @@ def test_bulk_line_errors_name_the_line_and_keep_the_draft_as_it_was(world: Worl
         ([{"amount": 5, "currency": "eur"}], "lines[0][currency]", "currency"),
         ([{"amount": 5, "tax_rates": ["txr_1"]}], "lines[0][tax_rates]", "not emulated"),
         ([{"invoice_item": "ii_missing"}], "lines[0][invoice_item]", "No such invoiceitem"),
+        ([{"pricing": {"price": euro_price.id}}], "lines[0][currency]", "currency"),
+        ([{"pricing": {"price": "price_missing"}}], "lines[0][pricing][price]", "No such price"),
     ]
     for lines, param, text in cases:
         error = _error(lambda lines=lines: world.api.invoices.add_lines(draft.id, {"lines": lines}))
@@ -349,6 +354,20 @@ def test_bulk_line_errors_name_the_line_and_keep_the_draft_as_it_was(world: Worl
         lambda: world.api.invoices.update_lines(draft.id, {"lines": [{"id": "il_x", "amount": 1}]})
     )
     assert (error.http_status, error.param) == (400, "lines[0][id]")
+    line = unchanged.lines.data[0]
+    error = _error(
+        lambda: world.api.invoices.remove_lines(
+            draft.id, {"lines": [{"id": line.id, "behavior": "shred"}]}
+        )
+    )
+    assert (error.http_status, error.param) == (400, "lines[0][behavior]")
+    error = _error(
+        lambda: world.api.invoices.update_lines(
+            draft.id, {"lines": [{"id": line.id, "pricing": {"price": euro_price.id}}]}
+        )
+    )
+    assert (error.http_status, error.param) == (400, "lines[0][pricing]")
+    assert [ln.amount for ln in world.api.invoices.retrieve(draft.id).lines.data] == [20]
 
 
 def test_a_subscription_items_line_cannot_be_removed_or_repriced(world: World) -> None:

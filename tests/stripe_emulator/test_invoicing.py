@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
 import stripe
 
 from stripe_emulator import InProcessHTTPClient, emulator_in_process
 from stripe_emulator.pdf import invoice_text
 
-from .conftest import API_KEY
+from .conftest import API_KEY, RunningServer, http_client
 
 DAY = 86400
 HOUR = 3600
@@ -55,6 +57,7 @@ class World:
         for _ in range(500):
             if clock.status == "ready":
                 return
+            time.sleep(0.01)
             clock = self.api.test_helpers.test_clocks.retrieve(self.clock.id)
         raise AssertionError(f"test clock still {clock.status}")
 
@@ -555,3 +558,18 @@ def test_a_finalization_time_of_ones_own_does_not_wait_for_webhooks() -> None:
         )
     )
     assert (error.http_status, error.param) == (400, "automatically_finalizes_at")
+
+
+def test_the_pdf_and_page_over_http(server: RunningServer) -> None:
+    api = http_client(server.url).v1
+    customer = api.customers.create({"email": "http@example.com"})
+    draft = api.invoices.create({"customer": customer.id})
+    api.invoices.add_lines(draft.id, {"lines": [{"amount": 4200, "description": "Usage"}]})
+    invoice = api.invoices.finalize_invoice(draft.id)
+    assert invoice.invoice_pdf == f"{server.url}/invoice/{invoice.id}/pdf"
+    pdf = requests.get(invoice.invoice_pdf, timeout=10)
+    assert (pdf.status_code, pdf.headers["Content-Type"]) == (200, "application/pdf")
+    _assert_valid_pdf(pdf.content)
+    assert b"42.00 USD" in pdf.content
+    page = requests.get(invoice.hosted_invoice_url, timeout=10)
+    assert page.status_code == 200 and "Usage" in page.text and invoice.invoice_pdf in page.text

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0001_initial'),
         ('billing', '0002_alter_billingevent_kind'),
-        ('licensing', '0003_billable_prices_and_resources'),
+        ('licensing', '0004_billable_prices_and_resources'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('licensing', '0002_plan_stripe_price_id'),
+        ('licensing', '0003_usage_idempotency_key_across_customers'),
     ]
 
     operations = [

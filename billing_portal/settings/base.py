@@ -35,7 +35,10 @@ def _secret_from_data_dir(name: str) -> str:
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or _secret_from_data_dir("django_secret_key")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Where the portal is reached: webhooks, Checkout's return pages, license `iss`, email links.
+# Unset, it is where `make run` serves (PORT), so moving the port moves every URL with it.
+_port = env.int("PORT", default=8000)
+PORTAL_BASE_URL = (env("PORTAL_BASE_URL", default="") or f"http://127.0.0.1:{_port}").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[PORTAL_BASE_URL])
 
 DJANGO_APPS = [

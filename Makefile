@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 .PHONY: help install run test bench lint format migrations-check lock clean
 
 help:
-	@echo "make run    - serve the portal on http://127.0.0.1:8000 with a Celery worker and beat"
+	@echo "make run    - serve the portal on http://127.0.0.1:8000 (PORT) with a Celery worker and beat"
 	@echo "make test   - run the whole test suite"
 	@echo "make bench  - print the benchmarks' figures"
 	@echo "make lint   - ruff check and format check"

@@ -219,6 +219,8 @@ class Supervisor:
 
     def run(self, name: str, command: list[str]) -> bool:
         """Run a one-off command to its end: False if it failed or a signal came first."""
+        if self.stopping:
+            return False
         process = self.start(name, command)
         while process.poll() is None:
             if self.stopping:
@@ -358,6 +360,8 @@ def services(config: Config) -> dict[str, list[str]]:
 def serve(config: Config, supervisor: Supervisor) -> int:
     """Start everything and watch it until a signal (0) or a failure (1)."""
     emulator = None
+    if supervisor.stopping:  # a signal while reading the configuration
+        return 0
     if config.use_emulator:
         os.environ.update(STRIPE_SECRET_KEY=EMULATOR_KEY, STRIPE_API_BASE=config.emulator_url)
         emulator = EmulatorKeeper(config, supervisor)
@@ -375,6 +379,8 @@ def serve(config: Config, supervisor: Supervisor) -> int:
                 return 0
             say(f"`manage.py {' '.join(step)}` failed; see above.", error=True)
             return 1
+    if supervisor.stopping:
+        return 0
     for name, command in services(config).items():
         supervisor.start(name, command)
     if not supervisor.wait_until_healthy(f"{config.url}/healthz", ["web", "worker", "beat"]):

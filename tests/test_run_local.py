@@ -192,7 +192,7 @@ class Portal:
     def processes(self) -> dict[int, Process]:
         """Everything running under make now, checked to hold each of the four servers."""
         found = descendants(self.make.pid)
-        for role in ("manage.py runserver", "-m stripe_emulator", "worker", "beat"):
+        for role in ("manage.py runserver", "-m stripe_emulator", "portal worker", "portal beat"):
             leaders = [p for p in found.values() if role in p.cmdline and p.pid == p.sid]
             assert leaders, f"no {role} leading its own session in {found}"
         return found

@@ -314,9 +314,11 @@ class EmulatorKeeper:
         self.failures = 0
         self.retry_at: float | None = None
 
-    def start(self) -> bool:
+    def start(self) -> None:
         self.started_at = time.monotonic()
         self.supervisor.start(EMULATOR, self.command)
+
+    def wait_until_healthy(self) -> bool:
         return self.supervisor.wait_until_healthy(f"{self.url}/_emulator/health", [EMULATOR])
 
     def watch(self) -> None:
@@ -344,7 +346,8 @@ class EmulatorKeeper:
             say(f"Starting the Stripe emulator again in {delay} s...", error=True)
         if self.retry_at is not None and time.monotonic() >= self.retry_at:
             self.retry_at = None
-            if self.start():
+            self.start()
+            if self.wait_until_healthy():
                 say(f"The Stripe emulator is back at {self.url}.")
 
 
@@ -357,6 +360,14 @@ def services(config: Config) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+def _failed(supervisor: Supervisor, message: str) -> int:
+    """What serve() returns when a start-up step did not succeed: a signal is no failure."""
+    if supervisor.stopping:
+        return 0
+    say(message, error=True)
+    return 1
+
+
 def serve(config: Config, supervisor: Supervisor) -> int:
     """Start everything and watch it until a signal (0) or a failure (1)."""
     emulator = None
@@ -365,32 +376,30 @@ def serve(config: Config, supervisor: Supervisor) -> int:
     if config.use_emulator:
         os.environ.update(STRIPE_SECRET_KEY=EMULATOR_KEY, STRIPE_API_BASE=config.emulator_url)
         emulator = EmulatorKeeper(config, supervisor)
-        if not emulator.start():
-            if supervisor.stopping:
-                return 0
-            say("The Stripe emulator did not start; see above.", error=True)
-            return 1
+        emulator.start()  # it starts while the database migrates
     say("Applying database migrations (the first run takes a minute or two)...")
+    if not supervisor.run("migrate", [PYTHON, "manage.py", "migrate", "--noinput"]):
+        return _failed(supervisor, "`manage.py migrate` failed; see above.")
+    if emulator is not None and not emulator.wait_until_healthy():
+        return _failed(supervisor, "The Stripe emulator did not start; see above.")
+    # The servers need only the migrated database: they start while the setup runs.
     # stripe_setup without a key only loads the plan catalog; demo_seed comes after it, as
     # the demo's trial license states the catalog's features.
-    for step in (["migrate", "--noinput"], ["stripe_setup"], ["demo_seed"]):
-        if not supervisor.run(step[0], [PYTHON, "manage.py", *step]):
-            if supervisor.stopping:
-                return 0
-            say(f"`manage.py {' '.join(step)}` failed; see above.", error=True)
-            return 1
     if supervisor.stopping:
         return 0
     for name, command in services(config).items():
         supervisor.start(name, command)
+    for step in ("stripe_setup", "demo_seed"):
+        if not supervisor.run(step, [PYTHON, "manage.py", step]):
+            return _failed(supervisor, f"`manage.py {step}` failed; see above.")
     if not supervisor.wait_until_healthy(f"{config.url}/healthz", ["web", "worker", "beat"]):
-        if supervisor.stopping:
-            return 0
-        say("The portal did not become healthy; see the output above.", error=True)
-        return 1
+        return _failed(supervisor, "The portal did not become healthy; see the output above.")
 
     if config.use_emulator:
-        billing = f"the local Stripe emulator at {config.emulator_url} (its checkout page offers test cards)"  # noqa: E501
+        billing = (
+            f"the local Stripe emulator at {config.emulator_url} "
+            "(its checkout page offers test cards)"
+        )
     elif os.environ["STRIPE_SECRET_KEY"]:
         billing = "Stripe"
     else:

@@ -166,6 +166,7 @@ class Portal:
     port: int
     emulator_port: int
     log: Path
+    snapshot: dict[int, "Process"] | None = None  # what ran when it was signalled
 
     @property
     def url(self) -> str:
@@ -290,7 +291,9 @@ def prepared_data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def portals(prepared_data_dir, tmp_path_factory) -> Iterator[dict[str, Portal]]:
-    """Two `make run`s started at once (the machine's cores overlap their starts)."""
+    """Two `make run`s started at once (the machine's cores overlap their starts). The
+    first gets one SIGTERM as soon as it is up: the Celery worker's clean stop takes
+    seconds, which pass while the tests use the second, and its test checks the outcome."""
     started = {}
     try:
         for name in ("single-sigterm", "sigint-and-sigterm"):
@@ -304,6 +307,9 @@ def portals(prepared_data_dir, tmp_path_factory) -> Iterator[dict[str, Portal]]:
             )
         for portal in started.values():
             portal.wait_for_output("Press Ctrl-C to stop.")
+        sigtermed = started["single-sigterm"]
+        sigtermed.snapshot = sigtermed.processes()
+        os.kill(sigtermed.make.pid, signal.SIGTERM)  # to make, as `kill PID` does; it passes it on
         yield started
     finally:
         for portal in started.values():
@@ -369,25 +375,23 @@ def test_the_portal_serves_on_while_the_emulator_is_down_and_make_run_restarts_i
 # --- Stopping ---------------------------------------------------------------------------------
 
 
+def assert_stops_completely(portal: Portal, snapshot: dict[int, Process]) -> None:
+    portal.make.wait(timeout=STOP_TIMEOUT_SECONDS)
+    left = portal.remaining(snapshot)
+    assert left == [], f"left running: {left}\n{portal.output()[-3000:]}"
+
+
 @needs_make_and_proc
-def test_one_sigterm_or_ctrl_c_then_sigterm_stops_every_process_make_run_started(portals):
-    """Both at once, as the worker's clean stop takes seconds: one SIGTERM to make (it passes
-    it on), and Ctrl-C (SIGINT to make's whole group) followed by a SIGTERM while the first
-    stop is still under way."""
-    single, pair = portals["single-sigterm"], portals["sigint-and-sigterm"]
-    snapshots = {"single-sigterm": single.processes(), "sigint-and-sigterm": pair.processes()}
+def test_ctrl_c_then_sigterm_stops_every_process_make_run_started(portals):
+    portal = portals["sigint-and-sigterm"]
+    snapshot = portal.processes()
 
-    os.kill(single.make.pid, signal.SIGTERM)
-    os.killpg(pair.make.pid, signal.SIGINT)
-    pair.wait_for_output("Stopping", timeout=10)
-    os.kill(pair.make.pid, signal.SIGTERM)
+    os.killpg(portal.make.pid, signal.SIGINT)  # Ctrl-C: the terminal signals make's group
+    portal.wait_for_output("Stopping", timeout=10)
+    os.kill(portal.make.pid, signal.SIGTERM)  # while the worker is still stopping
 
-    for name, portal in portals.items():
-        portal.make.wait(timeout=STOP_TIMEOUT_SECONDS)
-        left = portal.remaining(snapshots[name])
-        assert left == [], f"{name} left running: {left}\n{portal.output()[-3000:]}"
-    assert "Killing what is left." in pair.output()
-    assert "Stopping" in single.output()
+    assert_stops_completely(portal, snapshot)
+    assert "Killing what is left." in portal.output()
 
 
 # --- Ports ------------------------------------------------------------------------------------
@@ -450,3 +454,13 @@ def settings_base_url(tmp_path: Path, **env: str) -> list[str]:
 )
 def test_portal_base_url_follows_port_unless_set(tmp_path, env, expected):
     assert settings_base_url(tmp_path, **env) == [expected, expected]
+
+
+# Last: the fixture's SIGTERM has had every test above to take effect.
+@needs_make_and_proc
+def test_one_sigterm_stops_every_process_make_run_started(portals):
+    portal = portals["single-sigterm"]  # the fixture sent the SIGTERM as soon as it was up
+    assert portal.snapshot is not None
+
+    assert_stops_completely(portal, portal.snapshot)
+    assert "Stopping" in portal.output()

@@ -288,13 +288,14 @@ class Supervisor:
         while True:
             for name in names:
                 self.processes[name].poll()  # reap the leader, so its group can empty
-            if not any(_group_exists(self.processes[name].pid) for name in names):
+            alive = [name for name in names if _group_exists(self.processes[name].pid)]
+            if not alive:
                 return True
             if self.signals_received > signals_seen:
                 say("Killing what is left.")
                 return False
             if time.monotonic() >= deadline:
-                say(f"Killing what did not stop in time: {', '.join(names)}.")
+                say(f"Killing what did not stop in time: {', '.join(alive)}.")
                 return False
             time.sleep(POLL_SECONDS)
 

@@ -9,6 +9,8 @@ them). Every process `make run` starts inherits that data dir's path in its envi
 which is how the tests find every one of them, whatever its name or group.
 """
 
+import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -392,6 +394,53 @@ def test_ctrl_c_then_sigterm_stops_every_process_make_run_started(portals):
 
     assert_stops_completely(portal, snapshot)
     assert "Killing what is left." in portal.output()
+
+
+STUBBORN = """
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+os.fork()  # parent and child both ignore SIGTERM
+time.sleep(60)
+"""
+LEAVES_A_CHILD = """
+import os, signal, time
+if os.fork() == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+time.sleep(60)  # the parent stops on SIGTERM; its child stays in the group
+"""
+
+
+def run_local_module():
+    spec = importlib.util.spec_from_file_location("run_local", ROOT / "scripts" / "run_local.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_make_and_proc
+def test_stopping_kills_what_outlives_the_grace_whole_groups_included(monkeypatch, capsys):
+    run_local = run_local_module()
+    monkeypatch.setattr(run_local, "GRACE_SECONDS", 0.5)
+    supervisor = run_local.Supervisor()
+    groups = [
+        supervisor.start(name, [sys.executable, "-c", code]).pid
+        for name, code in [("stubborn", STUBBORN), ("leaves-a-child", LEAVES_A_CHILD)]
+    ]
+    deadline = time.monotonic() + 30
+    while sum(p.pgid in groups for p in process_table().values()) < 4:
+        assert time.monotonic() < deadline, "the test's processes did not fork"
+        time.sleep(0.05)
+
+    started = time.monotonic()
+    try:
+        supervisor.stop_all()
+        assert time.monotonic() - started < 5
+        assert [p for p in process_table().values() if p.pgid in groups] == []
+    finally:
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+    assert "Killing what did not stop in time: stubborn, leaves-a-child." in capsys.readouterr().out
 
 
 # --- Ports ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ cards out of reach."""
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -305,7 +306,7 @@ def test_support_sees_the_cards_and_timeline_in_the_admin(
     found = admin_client.get(reverse("admin:accounts_customer_changelist"), {"q": stripe_customer})
     assert membership.customer.customer_id in found.content.decode()
     response = admin_client.get(
-        reverse("admin:accounts_customer_change", args=[membership.customer.customer_id])
+        reverse("admin:accounts_customer_change", args=[quote(membership.customer.customer_id)])
     )
     # Seen once empty under load: say what came back instead of an empty page.
     assert response.status_code == 200, (response.status_code, response.get("Location"))

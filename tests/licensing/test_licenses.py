@@ -11,6 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.contrib.admin.utils import quote
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -212,7 +213,7 @@ def test_support_extending_the_trial_in_the_admin_reissues_the_license(
     customer.trial_reminder_sent_at = timezone.now()
     customer.save()
     new_end = (customer.trial_ends_at + timedelta(days=7)).replace(microsecond=0)
-    url = reverse("admin:accounts_customer_change", args=[customer.customer_id])
+    url = reverse("admin:accounts_customer_change", args=[quote(customer.customer_id)])
     data = {
         "name": customer.name,
         "trial_ends_at_0": new_end.strftime("%Y-%m-%d"),

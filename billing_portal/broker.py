@@ -9,7 +9,7 @@ import uuid
 from time import monotonic
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -31,3 +31,8 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+def filesystem_transport_register() -> None:
+    """Make `filesystem://` broker URLs use this transport in this process."""
+    TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"

@@ -46,3 +46,13 @@ def test_a_polling_worker_gets_every_message_whole(tmp_path):
     count, errors = produce_and_consume(Transport, tmp_path)
     assert errors == []
     assert count == MESSAGES
+
+
+def test_filesystem_urls_use_this_transport(settings):
+    from billing_portal.celery import app
+
+    with Connection("filesystem://", transport_options={}) as connection:
+        assert isinstance(connection.transport, Transport)
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        with app.connection_for_write() as connection:
+            assert isinstance(connection.transport, Transport)

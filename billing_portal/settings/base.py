@@ -217,7 +217,6 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # worker and beat with no server installed. Production and docker-compose use Redis.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    CELERY_BROKER_TRANSPORT = "billing_portal.broker:Transport"  # whole messages only
     _queue_dir = DATA_DIR / "celery-queue"
     _queue_dir.mkdir(exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

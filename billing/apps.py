@@ -13,4 +13,4 @@ class BillingConfig(AppConfig):
         redaction.connect()
         from . import gateway
 
-        gateway.api_base_apply()
+        gateway.stripe_configure()

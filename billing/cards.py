@@ -1,9 +1,15 @@
 """Cards: the account's Stripe customer, its payment methods in priority order, and its
-billing details. Each is called the same way from pages, webhooks, admin and tasks."""
+billing details. Each is called the same way from pages, webhooks, admin and tasks.
 
+No Stripe call is made while a database transaction is open: Stripe is asked first, the
+answer is written in a short transaction, and what Stripe must then be told (the default
+card) is sent after the commit. Races are settled by the unique constraints and
+deterministic idempotency keys, with a re-read after an IntegrityError."""
+
+import hashlib
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from accounts.models import Customer
@@ -13,6 +19,7 @@ from licensing.services import LIVE_STATUSES
 from . import gateway, mirror
 from .errors import CannotRemoveLastCard
 from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
+from .sync import object_sync
 
 logger = logging.getLogger(__name__)
 
@@ -20,33 +27,32 @@ logger = logging.getLogger(__name__)
 def billing_info_ensure(*, customer: Customer, email: str) -> BillingInfo:
     """The customer account's Stripe customer, created once and only once.
 
-    Concurrent callers for one account queue on the account's row (PostgreSQL) or on the
-    write lock (SQLite), and the create carries a key derived from our id, so twenty
-    clicks make one Stripe customer. A link lost on our side is found again by the
-    `customer_id` Stripe keeps in the customer's metadata. If Stripe fails midway the
-    transaction leaves nothing behind, and the next call converges on the same customer.
+    The create carries a key derived from our id, so twenty concurrent clicks get one
+    Stripe customer back; the first to record it wins the one-to-one link and the others
+    read it. A link lost on our side is found again by the `customer_id` Stripe keeps in
+    the customer's metadata. If Stripe fails, nothing is written here, and the next call
+    converges on the same customer.
     """
     existing = BillingInfo.objects.for_customer(customer)
     if existing:
         return existing
-
-    with transaction.atomic():
-        Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    stripe_id = gateway.customer_find_by_customer_id(
+        customer_id=customer.customer_id
+    ) or gateway.customer_create(customer_id=customer.customer_id, email=email, name=customer.name)
+    try:
+        with transaction.atomic():
+            billing_info, _ = BillingInfo.objects.get_or_create(stripe_id=stripe_id)
+            CustomerBilling.objects.create(customer=customer, billing_info=billing_info)
+            BillingEvent.objects.create(
+                customer=customer,
+                kind=BillingEvent.Kind.STRIPE_CUSTOMER_CREATED,
+                data={"stripe_customer": stripe_id},
+            )
+    except IntegrityError:  # a concurrent call recorded the link just now
         existing = BillingInfo.objects.for_customer(customer)
-        if existing:
-            return existing
-        stripe_id = gateway.customer_find_by_customer_id(
-            customer_id=customer.customer_id
-        ) or gateway.customer_create(
-            customer_id=customer.customer_id, email=email, name=customer.name
-        )
-        billing_info, _ = BillingInfo.objects.get_or_create(stripe_id=stripe_id)
-        CustomerBilling.objects.create(customer=customer, billing_info=billing_info)
-        BillingEvent.objects.create(
-            customer=customer,
-            kind=BillingEvent.Kind.STRIPE_CUSTOMER_CREATED,
-            data={"stripe_customer": stripe_id},
-        )
+        if existing is None:
+            raise
+        return existing
     return billing_info
 
 
@@ -78,13 +84,48 @@ def _compact(billing_info: BillingInfo) -> list[PaymentMethod]:
     return cards
 
 
-@transaction.atomic
+def _default_push(billing_info: BillingInfo, *, change: str) -> None:
+    """Tell Stripe which card is the default: ours at order 0, read now, after the commit.
+    `change` names the change that made it primary (a timeline entry, a removal), so each
+    change is one write however often it is retried, and a card made primary again later
+    is a new write, not a replay of the first."""
+    primary = billing_info.payment_methods.order_by("order", "created_at").first()
+    if primary is None:
+        return
+    gateway.customer_default_payment_method_set(
+        stripe_customer_id=billing_info.stripe_id,
+        payment_method_id=primary.stripe_id,
+        request_key=f"{change}:{primary.stripe_id}",
+    )
+
+
 def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMethod | None:
     """Make our row for one payment method follow Stripe's state, whatever the order in
     which the return page and the webhooks (attached, detached, checkout completed, setup
     intent succeeded) arrive: attached to a customer we know → recorded once, at the end of
-    the order; detached → gone. The first card becomes Stripe's default."""
-    stripe_pm = gateway.payment_method_retrieve(payment_method_id=stripe_id)
+    the order; detached → gone. The first card becomes Stripe's default.
+
+    Returns the card as recorded, or None when it is not ours (or another sync of it is
+    running and will record it)."""
+
+    def run() -> tuple[PaymentMethod | None, BillingInfo | None, str | None]:
+        stripe_pm = gateway.payment_method_retrieve(payment_method_id=stripe_id)
+        mirror.payment_method_mirror(stripe_pm)
+        return _payment_method_apply(stripe_pm, source=source)
+
+    _ran, outcome = object_sync(stripe_id=stripe_id, run=run)
+    card, billing_info, change = outcome or (None, None, None)
+    if billing_info is not None and change is not None:
+        _default_push(billing_info, change=change)
+    return card
+
+
+@transaction.atomic
+def _payment_method_apply(
+    stripe_pm: dict, *, source: str
+) -> tuple[PaymentMethod | None, BillingInfo | None, str | None]:
+    """(card, its billing info, the change to tell Stripe about, if any)."""
+    stripe_id = stripe_pm["id"]
     stripe_customer = stripe_pm["customer"]  # an id: the gateway does not expand it
     billing_info = (
         BillingInfo.objects.select_for_update().filter(stripe_id=stripe_customer).first()
@@ -93,41 +134,31 @@ def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMet
     )
     existing = PaymentMethod.objects.select_related("billing_info").filter(stripe_id=stripe_id)
     existing = existing.first()
-
     if billing_info is None:
         if existing:
-            _payment_method_forget(existing, source=source)
-        return None
-    mirror.payment_method_mirror(stripe_pm)
+            return None, *_payment_method_forget(existing, source=source)
+        return None, None, None
     if existing:
-        return existing
-
+        return existing, None, None
     last = billing_info.payment_methods.aggregate(last=Max("order"))["last"]
     card = PaymentMethod.objects.create(
         billing_info=billing_info, stripe_id=stripe_id, order=0 if last is None else last + 1
     )
     _timeline(billing_info, BillingEvent.Kind.CARD_ADDED, source, payment_method=stripe_id)
-    if card.order == 0:
-        gateway.customer_default_payment_method_set(
-            stripe_customer_id=billing_info.stripe_id,
-            payment_method_id=stripe_id,
-            request_key=f"first-card:{stripe_id}",
-        )
-    return card
+    return card, billing_info, f"first-card:{stripe_id}" if card.order == 0 else None
 
 
-def _payment_method_forget(card: PaymentMethod, *, source: str) -> None:
+def _payment_method_forget(
+    card: PaymentMethod, *, source: str
+) -> tuple[BillingInfo | None, str | None]:
     billing_info = card.billing_info
     was_primary = card.order == 0
     card.delete()
     cards = _compact(billing_info)
     _timeline(billing_info, BillingEvent.Kind.CARD_REMOVED, source, payment_method=card.stripe_id)
     if was_primary and cards:
-        gateway.customer_default_payment_method_set(
-            stripe_customer_id=billing_info.stripe_id,
-            payment_method_id=cards[0].stripe_id,
-            request_key=f"after-removal:{card.stripe_id}",
-        )
+        return billing_info, f"after-removal:{card.stripe_id}"
+    return None, None
 
 
 def checkout_setup_complete(
@@ -140,70 +171,78 @@ def checkout_setup_complete(
         raise LookupError(session_id)
     if payment_method is None:
         return None
-    return payment_method_sync(stripe_id=payment_method, source="portal")
+    card = payment_method_sync(stripe_id=payment_method, source="portal")
+    if card is None:  # a webhook's sync of it was running: it has recorded it by now
+        card = PaymentMethod.objects.filter(stripe_id=payment_method).first()
+    return card
 
 
-@transaction.atomic
-def payment_method_move(*, card: PaymentMethod, offset: int, request_key: str) -> None:
+def payment_method_move(*, card: PaymentMethod, offset: int) -> None:
     """Move a card up (offset -1) or down (+1) in the priority order."""
-    billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
-    cards = _compact(billing_info)
-    position = next(i for i, c in enumerate(cards) if c.pk == card.pk)
-    target = position + offset
-    if not 0 <= target < len(cards):
-        return
-    cards[position], cards[target] = cards[target], cards[position]
-    _reorder(billing_info, cards, moved=card.stripe_id, request_key=request_key)
+    with transaction.atomic():
+        billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
+        cards = _compact(billing_info)
+        position = next(i for i, c in enumerate(cards) if c.pk == card.pk)
+        target = position + offset
+        if not 0 <= target < len(cards):
+            return
+        cards[position], cards[target] = cards[target], cards[position]
+        change = _reorder(billing_info, cards, moved=card.stripe_id)
+    if change:
+        _default_push(billing_info, change=change)
 
 
-@transaction.atomic
-def payment_method_make_primary(*, card: PaymentMethod, request_key: str) -> None:
-    billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
-    cards = [c for c in _compact(billing_info) if c.pk != card.pk]
-    _reorder(billing_info, [card, *cards], moved=card.stripe_id, request_key=request_key)
+def payment_method_make_primary(*, card: PaymentMethod) -> None:
+    with transaction.atomic():
+        billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
+        cards = [c for c in _compact(billing_info) if c.pk != card.pk]
+        change = _reorder(billing_info, [card, *cards], moved=card.stripe_id)
+    if change:
+        _default_push(billing_info, change=change)
 
 
-def _reorder(
-    billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: str, request_key: str
-) -> None:
+def _reorder(billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: str) -> str | None:
+    """Write the new order; returns the change to tell Stripe about when the primary card
+    changed. A double click finds the card primary already and changes nothing."""
     previous_primary = billing_info.payment_methods.order_by("order").first()
     for position, card in enumerate(cards):
         card.order = position
     PaymentMethod.objects.bulk_update(cards, ["order"])
     order = [card.stripe_id for card in cards]
     if previous_primary and previous_primary.stripe_id != order[0]:
-        _timeline(
+        entries = _timeline(
             billing_info,
             BillingEvent.Kind.CARD_MADE_PRIMARY,
             "portal",
             payment_method=moved,
             order=order,
         )
-        # Keyed by the page the click came from: a double click sends one write, and
-        # making a card primary again later, from a new page, is a new one.
-        gateway.customer_default_payment_method_set(
-            stripe_customer_id=billing_info.stripe_id,
-            payment_method_id=order[0],
-            request_key=f"made-primary:{request_key}:{order[0]}",
-        )
-    else:
-        _timeline(
-            billing_info,
-            BillingEvent.Kind.CARD_REORDERED,
-            "portal",
-            payment_method=moved,
-            order=order,
-        )
+        # Keyed by this change and the order it made: Y, X, then Y again from one page are
+        # three writes, so Stripe's default ends where ours does.
+        digest = hashlib.sha256(",".join(order).encode()).hexdigest()[:16]
+        return f"made-primary:{entries[0].pk if entries else 0}:{digest}"
+    _timeline(
+        billing_info,
+        BillingEvent.Kind.CARD_REORDERED,
+        "portal",
+        payment_method=moved,
+        order=order,
+    )
+    return None
 
 
-@transaction.atomic
 def payment_method_remove(*, card: PaymentMethod) -> None:
     """Detach the card at Stripe and forget it. The last card stays while a paid plan is on."""
-    billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
+    billing_info = card.billing_info
     if billing_info.payment_methods.count() == 1 and billing_info_has_live_plan(billing_info):
         raise CannotRemoveLastCard()
     gateway.payment_method_detach(payment_method_id=card.stripe_id)
-    _payment_method_forget(card, source="portal")
+    with transaction.atomic():
+        BillingInfo.objects.select_for_update().filter(pk=billing_info.pk).first()
+        current = PaymentMethod.objects.select_related("billing_info").filter(pk=card.pk).first()
+        told = _payment_method_forget(current, source="portal") if current else (None, None)
+    if told[0] is not None and told[1] is not None:
+        _default_push(told[0], change=told[1])
 
 
 def billing_details_update(

@@ -54,3 +54,10 @@ class AlreadySubscribed(BillingError):
 
 class CardNeeded(BillingError):
     default_message = "Add a card first: a plan change is charged at once."
+
+
+class WebhookSignatureInvalid(BillingError):
+    """A webhook whose signature does not verify (forged, tampered, stale) or whose body is
+    not an event."""
+
+    default_message = "The webhook's signature does not verify."

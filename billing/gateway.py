@@ -5,27 +5,48 @@ changes a customer's billing (updates that are harmless to repeat, such as deact
 price, go without), and turns Stripe's errors into ours with a message fit for a customer.
 """
 
+import contextlib
+import contextvars
 import functools
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import stripe
 from django.conf import settings
+from django.db import connections
 
-from .errors import BillingError, BillingNotEnabled, GatewayUnavailable, PaymentDeclined
+from .errors import (
+    BillingError,
+    BillingNotEnabled,
+    GatewayUnavailable,
+    PaymentDeclined,
+    WebhookSignatureInvalid,
+)
 from .webhook_events import WEBHOOK_EVENTS
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT_SECONDS = 15
-NETWORK_RETRIES = 2
-
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+CONCURRENT_CHANGE_MESSAGE = (
+    "Another change to your billing was made at the same moment. Please reload the page "
+    "and try again."
+)
+
+
+# The parameters of the billing details form: Stripe's message about one (an invalid VAT
+# number) is fit to show next to its field. Any other refusal gets our own wording.
+CUSTOMER_INPUT_PARAMS = frozenset(
+    {"name", "email", "phone", "value", "type", "tax_id_data"}
+    | {f"address[{field}]" for field in ("line1", "line2", "city", "postal_code", "state")}
+    | {"address[country]"}
+)
 
 
 def translate_errors(function: Callable[P, R]) -> Callable[P, R]:
@@ -42,11 +63,18 @@ def translate_errors(function: Callable[P, R]) -> Callable[P, R]:
                 code=error.code,
                 param=error.param,
             ) from error
+        except stripe.IdempotencyError as error:
+            # The same key with other parameters: a concurrent request of another kind.
+            logger.warning("Idempotency conflict: %s", error)
+            raise BillingError(CONCURRENT_CHANGE_MESSAGE, code="idempotency_error") from error
         except (stripe.APIConnectionError, stripe.RateLimitError) as error:
             logger.warning("Stripe unavailable: %s", error)
             raise GatewayUnavailable() from error
         except stripe.InvalidRequestError as error:
-            raise BillingError(error.user_message, code=error.code, param=error.param) from error
+            logger.warning("Stripe refused a request: %s", error)
+            # Stripe's wording is shown only where it is about what the customer typed.
+            shown = error.user_message if error.param in CUSTOMER_INPUT_PARAMS else None
+            raise BillingError(shown, code=error.code, param=error.param) from error
         except (stripe.AuthenticationError, stripe.PermissionError) as error:
             logger.error("Stripe refused the portal's key: %s", error)
             raise BillingError("Billing is misconfigured; the operator has been told.") from error
@@ -54,7 +82,8 @@ def translate_errors(function: Callable[P, R]) -> Callable[P, R]:
             if error.http_status is None or error.http_status >= 500:
                 logger.warning("Stripe error %s: %s", error.http_status, error)
                 raise GatewayUnavailable() from error
-            raise BillingError(error.user_message, code=error.code) from error
+            logger.warning("Stripe error %s: %s", error.http_status, error)
+            raise BillingError(code=error.code) from error
 
     return wrapper
 
@@ -63,6 +92,14 @@ def as_json(stripe_object: stripe.StripeObject) -> dict:
     """Plain JSON, as the API sent it (stripe-python turns `*_decimal` strings into Decimal),
     for dj-stripe's mirror and for callers that should not hold stripe-python objects."""
     return json.loads(json.dumps(stripe_object.to_dict(), default=str))
+
+
+def as_stripe_object(data: dict) -> stripe.StripeObject:
+    """Plain JSON back as stripe-python's objects, for dj-stripe's sync of the objects
+    that page through their lists (a subscription's items, an invoice's lines)."""
+    return stripe.convert_to_stripe_object(
+        data, api_key=settings.STRIPE_SECRET_KEY, stripe_version=settings.STRIPE_API_VERSION
+    )
 
 
 def _missing(error: stripe.InvalidRequestError) -> bool:
@@ -75,32 +112,147 @@ def idempotency_key(*parts: object) -> str:
     return "portal:" + ":".join(str(part) for part in parts)
 
 
+class StripeCallInTransaction(RuntimeError):
+    """A Stripe request was about to go out while a database transaction is open: one slow
+    answer would then hold every other writer (on SQLite, the whole database)."""
+
+
+class MirrorNeedsObject(Exception):
+    """dj-stripe made a request while mirroring: `mirror` makes it outside any transaction
+    (`mirror_request_answer`) and mirrors again, with the answer served from memory."""
+
+    def __init__(self, method: str, url: str, headers: Any) -> None:
+        self.method, self.url, self.headers = method, url, dict(headers or {})
+        super().__init__(f"{method.upper()} {url}")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.method.lower(), self.url
+
+
+# While mirroring: the answers fetched so far, by (method, url); None otherwise.
+_mirror_answers: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "mirror_answers", default=None
+)
+
+
+def _transaction_open() -> bool:
+    """Whether this thread holds a database transaction of its own. The atomic blocks a
+    test case wraps each test in (marked `_from_testcase` by Django) do not count: tests
+    that need the real thing run with transaction=True."""
+    return any(
+        not getattr(block, "_from_testcase", False)
+        for connection in connections.all(initialized_only=True)
+        for block in connection.atomic_blocks
+    )
+
+
+class GuardedHTTPClient(stripe.HTTPClient):
+    """The one HTTP client of every Stripe request, ours and dj-stripe's: it carries the
+    timeouts and retries, and refuses (in tests) or reports a request made while a
+    database transaction is open."""
+
+    name = "portal-guarded"
+
+    def __init__(self, transport: stripe.HTTPClient) -> None:
+        super().__init__()
+        self.transport = transport
+
+    def request(self, method, url, headers, post_data=None, *, _usage=None):
+        answers = _mirror_answers.get()
+        if answers is not None:
+            if (method.lower(), url) in answers:
+                return answers[(method.lower(), url)]
+            raise MirrorNeedsObject(method, url, headers)
+        self._check(method, url)
+        return self.transport.request(method, url, headers, post_data)
+
+    def request_stream(self, method, url, headers, post_data=None, *, _usage=None):
+        self._check(method, url)
+        return self.transport.request_stream(method, url, headers, post_data)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def _check(self, method: str, url: str) -> None:
+        if _transaction_open():
+            if settings.STRIPE_REFUSE_CALLS_IN_TRANSACTION:
+                raise StripeCallInTransaction(f"{method.upper()} {url}")
+            logger.error("Stripe called inside a database transaction: %s %s", method, url)
+
+
+_http: GuardedHTTPClient | None = None
+
+
+def http_client() -> GuardedHTTPClient:
+    if _http is None:
+        stripe_configure()
+    return _http  # type: ignore[return-value] - set by stripe_configure
+
+
+def stripe_configure(*, transport: stripe.HTTPClient | None = None) -> None:
+    """Install the one HTTP client for stripe-python's global API (dj-stripe's) and for
+    ours, with explicit connect and read timeouts and bounded retries, and point both at
+    STRIPE_API_BASE (the local emulator). `transport` replaces the network (tests plug the
+    in-process emulator in here)."""
+    global _http
+    _http = GuardedHTTPClient(
+        transport
+        or stripe.RequestsClient(
+            timeout=(settings.STRIPE_CONNECT_TIMEOUT, settings.STRIPE_READ_TIMEOUT)
+        )
+    )
+    stripe.default_http_client = _http
+    stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
+    if settings.STRIPE_API_BASE:
+        stripe.api_base = settings.STRIPE_API_BASE
+    _client.cache_clear()
+
+
+@contextlib.contextmanager
+def mirroring(answers: dict) -> Iterator[None]:
+    """While dj-stripe turns Stripe data into mirror rows, a request it makes is answered
+    from `answers`, or handed back as MirrorNeedsObject (it would go out inside its own
+    transaction)."""
+    token = _mirror_answers.set(answers)
+    try:
+        yield
+    finally:
+        _mirror_answers.reset(token)
+
+
+def mirror_request_answer(needed: MirrorNeedsObject) -> tuple[str, int, Any]:
+    """Make, outside any transaction, the request dj-stripe wanted; its raw answer, errors
+    included (dj-stripe handles a missing object itself)."""
+    if needed.method.lower() != "get":
+        raise BillingError("The mirror may only read from Stripe.")
+    try:
+        return http_client().request_with_retries(
+            needed.method,
+            needed.url,
+            needed.headers,
+            None,
+            max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
+        )
+    except stripe.APIConnectionError as error:
+        raise GatewayUnavailable() from error
+
+
 @functools.cache
-def _client(
-    api_key: str, api_base: str, http_client: stripe.HTTPClient | None
-) -> stripe.StripeClient:
+def _client(api_key: str, api_base: str) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
         stripe_version=settings.STRIPE_API_VERSION,
         base_addresses={"api": api_base} if api_base else None,
-        max_network_retries=NETWORK_RETRIES,
-        http_client=http_client or stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+        max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
+        http_client=http_client(),
     )
-
-
-def api_base_apply() -> None:
-    """Point stripe-python's global API base, which dj-stripe uses, at STRIPE_API_BASE.
-    (dj-stripe's own STRIPE_API_HOST setting works too, but warns on every command.)"""
-    if settings.STRIPE_API_BASE:
-        stripe.api_base = settings.STRIPE_API_BASE
 
 
 def client() -> stripe.StripeClient:
     if not settings.STRIPE_SECRET_KEY:
         raise BillingNotEnabled()
-    # stripe.default_http_client is how the tests' in-process emulator is plugged in, for
-    # us and for dj-stripe alike; in production it is unset.
-    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, stripe.default_http_client)
+    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
 
 
 # --- Customers --------------------------------------------------------------------------------
@@ -267,6 +419,23 @@ def customer_billing_details_update(
     )
 
 
+# --- Webhooks ---------------------------------------------------------------------------------
+
+
+def webhook_payload_verify(*, body: bytes, signature: str, secret: str, tolerance: int) -> dict:
+    """The event a webhook carries, once its Stripe-Signature verifies against the
+    endpoint's secret within `tolerance` seconds. No request to Stripe."""
+    try:
+        text = body.decode()
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
+        payload = json.loads(text)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as error:
+        raise WebhookSignatureInvalid() from error
+    if not isinstance(payload, dict) or payload.get("object") != "event" or "id" not in payload:
+        raise WebhookSignatureInvalid()
+    return payload
+
+
 # --- Webhook endpoint (stripe_setup) ----------------------------------------------------------
 
 
@@ -397,14 +566,29 @@ def checkout_subscription_session_create(
 
 @translate_errors
 def checkout_open_subscription_sessions_expire(*, stripe_customer_id: str, keep: str) -> int:
-    """Expire the customer's other open upgrade sessions, so two tabs cannot both pay."""
+    """Expire the customer's other open upgrade sessions, so two tabs cannot both pay. A
+    session completed or expired meanwhile (by a concurrent request) is left as it is."""
     api = client().v1.checkout.sessions
     expired = 0
     for session in api.list({"customer": stripe_customer_id, "status": "open", "limit": 100}):
         if session.mode == "subscription" and session.id != keep:
-            api.expire(session.id)
+            try:
+                api.expire(session.id)
+            except stripe.InvalidRequestError as error:
+                logger.info("Session %s was not open any more: %s", session.id, error)
+                continue
             expired += 1
     return expired
+
+
+@translate_errors
+def checkout_session_is_open(*, session_id: str) -> bool:
+    try:
+        return client().v1.checkout.sessions.retrieve(session_id).status == "open"
+    except stripe.InvalidRequestError as error:
+        if _missing(error):
+            return False
+        raise
 
 
 LIVE_SUBSCRIPTION_STATUSES = {"active", "trialing", "past_due", "unpaid", "incomplete"}
@@ -505,3 +689,42 @@ def subscription_cancel_at_period_end_set(
 def test_clock_now(*, test_clock_id: str) -> int:
     """A test clock's frozen time (tests and the demo only; live mode has no clocks)."""
     return client().v1.test_helpers.test_clocks.retrieve(test_clock_id).frozen_time
+
+
+# --- Events (the reconcile) and objects by type ------------------------------------------------
+
+# The API path of each object type the portal refreshes from an event.
+OBJECT_PATHS = {
+    "checkout.session": "checkout/sessions",
+    "customer": "customers",
+    "invoice": "invoices",
+    "invoiceitem": "invoiceitems",
+    "payment_intent": "payment_intents",
+    "payment_method": "payment_methods",
+    "price": "prices",
+    "product": "products",
+    "setup_intent": "setup_intents",
+    "subscription": "subscriptions",
+}
+
+
+@translate_errors
+def object_retrieve(*, object_type: str, object_id: str) -> dict | None:
+    """An object as Stripe has it now; None when Stripe no longer has it."""
+    try:
+        response = client().raw_request("get", f"/v1/{OBJECT_PATHS[object_type]}/{object_id}")
+    except stripe.InvalidRequestError as error:
+        if _missing(error):
+            return None
+        raise
+    return json.loads(response.body)
+
+
+@translate_errors
+def events_since(*, created_gte: int) -> list[dict]:
+    """Every event Stripe has created since `created_gte` (it keeps 30 days), oldest first."""
+    listed = client().v1.events.list({"created": {"gte": created_gte}, "limit": 100})
+    events = [as_json(event) for event in listed.auto_paging_iter()]
+    events.reverse()  # Stripe lists newest first; within one second, keep its order
+    events.sort(key=lambda event: event["created"])
+    return events

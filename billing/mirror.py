@@ -2,11 +2,37 @@
 properties are wrong for the pinned API version) and filled only through dj-stripe's own
 sync. Pages read cards from here, so rendering them asks Stripe nothing."""
 
+import logging
 from dataclasses import dataclass
 
 from djstripe import models as djstripe_models
 
+from . import gateway
 from .models import PaymentMethod
+
+logger = logging.getLogger(__name__)
+
+# dj-stripe's model for each Stripe object type the portal mirrors.
+MODELS = {
+    "account": djstripe_models.Account,
+    "charge": djstripe_models.Charge,
+    "checkout.session": djstripe_models.Session,
+    "customer": djstripe_models.Customer,
+    "invoice": djstripe_models.Invoice,
+    "invoiceitem": djstripe_models.InvoiceItem,
+    "payment_intent": djstripe_models.PaymentIntent,
+    "payment_method": djstripe_models.PaymentMethod,
+    "price": djstripe_models.Price,
+    "product": djstripe_models.Product,
+    "setup_intent": djstripe_models.SetupIntent,
+    "subscription": djstripe_models.Subscription,
+    "tax_id": djstripe_models.TaxId,
+}
+# dj-stripe pages through these objects' lists, so it wants stripe-python's objects;
+# the others it takes as plain JSON (the shape webhooks give).
+AS_STRIPE_OBJECTS = {"subscription", "invoice", "customer", "checkout.session"}
+# Objects dj-stripe may fetch while mirroring one (its customer, its price's product…).
+MAX_DEPENDENCIES = 30
 
 
 @dataclass(frozen=True)
@@ -23,14 +49,36 @@ class CardView:
         return self.order == 0
 
 
+def object_mirror(stripe_object: dict) -> None:
+    """Bring an object just fetched from Stripe (plain JSON, the shape webhooks give:
+    dj-stripe tests nested values with isinstance(dict)) into dj-stripe's mirror.
+
+    dj-stripe fetches what the object refers to and is not mirrored yet (its customer, the
+    account, a product's features) inside its own transaction; here each such request is
+    stopped, made outside any transaction, and the mirroring run again with the answers
+    served from memory. Types the portal does not mirror are skipped."""
+    model = MODELS.get(stripe_object.get("object", ""))
+    if model is None:
+        return
+    if stripe_object["object"] in AS_STRIPE_OBJECTS:
+        stripe_object = gateway.as_stripe_object(stripe_object)
+    answers: dict = {}
+    for _ in range(MAX_DEPENDENCIES):
+        try:
+            with gateway.mirroring(answers):
+                model.sync_from_stripe_data(stripe_object)
+            return
+        except gateway.MirrorNeedsObject as needed:
+            answers[needed.key] = gateway.mirror_request_answer(needed)
+    raise gateway.BillingError("Too many objects to mirror for one Stripe object.")
+
+
 def payment_method_mirror(stripe_payment_method: dict) -> None:
-    """Bring a payment method, just fetched from Stripe (as plain JSON, the shape webhooks
-    give: dj-stripe tests nested values with isinstance(dict)), into dj-stripe's mirror."""
-    djstripe_models.PaymentMethod.sync_from_stripe_data(stripe_payment_method)
+    object_mirror(stripe_payment_method)
 
 
 def price_mirror(stripe_price: dict) -> None:
-    djstripe_models.Price.sync_from_stripe_data(stripe_price)
+    object_mirror(stripe_price)
 
 
 def cards_for_display(cards: list[PaymentMethod]) -> list[CardView]:

@@ -228,3 +228,105 @@ class InvoiceLine(models.Model):
     def held_days(self) -> Decimal:
         """Resource-days beyond the included, for a held line."""
         return (Decimal(self.quantity) / 86_400).quantize(Decimal("0.1"))
+
+
+class StripeEvent(models.Model):
+    """A Stripe event, stored once when its webhook is verified (or when the reconcile finds
+    it in Stripe's events list) and processed afterwards by a task. Only what processing
+    needs is kept: the object it is about is fetched again from Stripe."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be processed"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed (retried; see the error)"
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        RECONCILE = "reconcile", "Found by the reconcile"
+
+    event_id = models.CharField(max_length=255, primary_key=True, help_text="Stripe's evt_… id.")
+    type = models.CharField(max_length=100, db_index=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # A few ids from the event's object that processing follows (a session's subscription,
+    # a setup intent's payment method); nothing personal.
+    related = models.JSONField(default=dict, blank=True)
+    stripe_created = models.DateTimeField(help_text="When Stripe created the event.")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.WEBHOOK)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-stripe_created", "-event_id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.type})"
+
+
+class StripeObjectSync(models.Model):
+    """One sync of a Stripe object at a time. A sync fetches the object only after taking
+    the claim, so a snapshot older than the one applied can never be written over it;
+    a sync asked for while another runs sets `pending`, and the runner goes again."""
+
+    stripe_id = models.CharField(max_length=255, primary_key=True)
+    pending = models.BooleanField(default=False)
+    claimed_by = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.stripe_id
+
+
+class UpgradeCheckout(models.Model):
+    """The subscription-mode Checkout Sessions opened for an account, one per generation:
+    concurrent starts of one generation share an idempotency key, so Stripe returns them
+    one session, and the unique constraint settles which row records it."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="upgrade_checkouts"
+    )
+    generation = models.PositiveIntegerField()
+    plan_code = models.CharField(max_length=64)
+    session_id = models.CharField(max_length=255, unique=True)
+    url = models.URLField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["customer", "-generation"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "generation"], name="billing_upgrade_checkout_generation"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} #{self.generation} {self.session_id}"
+
+
+class EventReconcile(models.Model):
+    """One pass of the reconcile over Stripe's events list: append-only. The newest row's
+    `cursor` is where the next pass starts (less an overlap)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cursor = models.DateTimeField(
+        null=True, blank=True, help_text="Creation time of the newest event seen so far."
+    )
+    listed = models.PositiveIntegerField(default=0, help_text="Events listed from Stripe.")
+    repaired = models.PositiveIntegerField(
+        default=0, help_text="Events that had not been received or processed, processed now."
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Reconcile {self.started_at:%Y-%m-%d %H:%M}"

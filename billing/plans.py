@@ -6,17 +6,18 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Customer
 from licensing.models import CustomerPlan, Plan
 from licensing.services import Transition, customer_plan_apply
 
-from . import errors, gateway, invoicing
+from . import errors, gateway, invoicing, mirror
 from .cards import billing_info_ensure, payment_method_sync
 from .errors import AlreadySubscribed, CardNeeded
-from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
+from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod, UpgradeCheckout
+from .sync import object_sync
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,27 @@ def subscription_item(subscription: dict) -> dict:
     return subscription["items"]["data"][0]
 
 
-@transaction.atomic
 def subscription_sync(*, subscription_id: str, source: str = "stripe") -> list[Transition]:
     """The one writer of a customer's plan: from the subscription as Stripe has it now
-    (fetched again, whatever event brought us here), so events may come in any order."""
-    subscription = gateway.subscription_retrieve(subscription_id=subscription_id)
+    (fetched again, whatever event brought us here, and only once no other sync of it
+    runs), so events may come in any order and overlap."""
+
+    def run() -> list[Transition]:
+        subscription = gateway.subscription_retrieve(subscription_id=subscription_id)
+        mirror.object_mirror(subscription)
+        card = subscription.get("default_payment_method")
+        if card and not PaymentMethod.objects.filter(stripe_id=card).exists():
+            # The card Checkout took for the subscription is one of the customer's cards too.
+            payment_method_sync(stripe_id=card, source=source)
+        return _subscription_apply(subscription, source=source)
+
+    _ran, transitions = object_sync(stripe_id=subscription_id, run=run)
+    return transitions or []
+
+
+@transaction.atomic
+def _subscription_apply(subscription: dict, *, source: str) -> list[Transition]:
+    subscription_id = subscription["id"]
     status = STATUS_FROM_STRIPE.get(subscription["status"])
     customer = _customer_of(subscription)
     item = subscription_item(subscription)
@@ -61,10 +78,6 @@ def subscription_sync(*, subscription_id: str, source: str = "stripe") -> list[T
     if status is None or customer is None or plan is None or not product.startswith("plan_"):
         logger.info("Subscription %s is not one of ours to follow yet", subscription_id)
         return []
-    card = subscription.get("default_payment_method")
-    if card and not PaymentMethod.objects.filter(stripe_id=card).exists():
-        # The card Checkout took for the subscription is one of the customer's cards too.
-        payment_method_sync(stripe_id=card, source=source)
     period_start, period_end = item.get("current_period_start"), item.get("current_period_end")
     transitions = customer_plan_apply(
         customer=customer,
@@ -96,10 +109,14 @@ def plan_upgrade_start(
     plan: Plan,
     success_url: str,
     cancel_url: str,
-    request_key: str,
 ) -> str:
     """Open Checkout in subscription mode for a customer without a plan; returns its URL.
-    The portal trial's remaining days carry over when the plan allows a trial."""
+    The portal trial's remaining days carry over when the plan allows a trial.
+
+    One payable session at a time, however many clicks, tabs or concurrent requests: the
+    account's open session for this plan is reused; otherwise the next generation's
+    session is created under a key of (account, generation), so concurrent starts get
+    the same session from Stripe, and the older sessions are expired after."""
     current = CustomerPlan.objects.filter(customer=customer).first()
     if current and current.is_live:
         raise AlreadySubscribed()
@@ -110,6 +127,14 @@ def plan_upgrade_start(
         stripe_customer_id=billing_info.stripe_id, customer_id=customer.customer_id
     ):
         raise AlreadySubscribed()
+    latest = UpgradeCheckout.objects.filter(customer=customer).order_by("-generation").first()
+    if (
+        latest is not None
+        and latest.plan_code == plan.code
+        and gateway.checkout_session_is_open(session_id=latest.session_id)
+    ):
+        return latest.url
+    generation = latest.generation + 1 if latest else 0
     trial_end = None
     if plan.trial_allowed and customer.trial_ends_at - timezone.now() >= CHECKOUT_MIN_TRIAL:
         trial_end = int(customer.trial_ends_at.timestamp())
@@ -121,10 +146,20 @@ def plan_upgrade_start(
         trial_end=trial_end,
         success_url=success_url,
         cancel_url=cancel_url,
-        request_key=request_key,
+        request_key=f"generation-{generation}",
     )  # fmt: skip
-    # Only then expire the others: two tabs cannot both pay, and a double click (the same
-    # key, so the same session) keeps the session it was given.
+    try:
+        with transaction.atomic():
+            UpgradeCheckout.objects.create(
+                customer=customer,
+                generation=generation,
+                plan_code=plan.code,
+                session_id=session_id,
+                url=url,
+            )
+    except IntegrityError:  # a concurrent start recorded this generation's session
+        return UpgradeCheckout.objects.get(customer=customer, generation=generation).url
+    # Only then expire the others: two tabs cannot both pay.
     gateway.checkout_open_subscription_sessions_expire(
         stripe_customer_id=billing_info.stripe_id, keep=session_id
     )

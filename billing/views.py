@@ -13,11 +13,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.db import transaction
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from djstripe.models import WebhookEndpoint
 
 from accounts.decorators import email_verified_required
 from accounts.models import Membership
@@ -25,10 +28,10 @@ from accounts.selectors import current_membership
 from licensing.models import CustomerPlan, Plan
 from licensing.selectors import customer_feature_use
 
-from . import cards, errors, gateway, invoicing, mirror
+from . import cards, errors, events, gateway, invoicing, mirror
 from . import plans as plan_services  # the module; `plans` is the page below
 from .forms import BillingDetailsForm
-from .models import BillingEvent, BillingInfo, Invoice, PaymentMethod
+from .models import BillingEvent, BillingInfo, Invoice, PaymentMethod, StripeEvent
 
 TIMELINE_LENGTH = 20
 PRORATION_SALT = "billing.plan_change.proration"
@@ -209,7 +212,7 @@ def payment_method_cancelled(request):
 def payment_method_move(request, stripe_id: str, offset: int):
     card = _card_or_404(request, stripe_id)
     try:
-        cards.payment_method_move(card=card, offset=offset, request_key=_attempt(request))
+        cards.payment_method_move(card=card, offset=offset)
     except errors.BillingError as error:
         return _billing_error(request, error)
     return redirect("billing:payment_methods")
@@ -221,7 +224,7 @@ def payment_method_move(request, stripe_id: str, offset: int):
 def payment_method_make_primary(request, stripe_id: str):
     card = _card_or_404(request, stripe_id)
     try:
-        cards.payment_method_make_primary(card=card, request_key=_attempt(request))
+        cards.payment_method_make_primary(card=card)
     except errors.BillingError as error:
         return _billing_error(request, error)
     messages.success(request, "Primary card changed. It is charged first from now on.")
@@ -333,7 +336,6 @@ def plan_upgrade(request, code: str):
             + reverse("billing:plan_activated")
             + "?session_id={CHECKOUT_SESSION_ID}",
             cancel_url=settings.PORTAL_BASE_URL + reverse("billing:plans"),
-            request_key=f"{plan.code}:{_attempt(request)}",
         )
     except errors.BillingError as error:
         return _plans_error(request, error)
@@ -471,3 +473,31 @@ def invoice_detail(request, invoice_id: int):
         "billing/invoice_detail.html",
         {"invoice": invoice, "lines": lines, "lines_total": sum(line.amount for line in lines)},
     )
+
+
+# --- Stripe's webhooks ------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request, uuid):
+    """Verify the signature, store the event, answer 200: processing is a task queued on
+    the commit, so Stripe never waits on it and no transaction spans anything slow. A
+    forged, tampered or stale delivery is a 400 and stores nothing; a replay is a 200 that
+    changes nothing."""
+    signature = request.headers.get("Stripe-Signature")
+    if not signature:
+        return HttpResponseBadRequest("No signature.")
+    endpoint = get_object_or_404(WebhookEndpoint, djstripe_uuid=uuid)
+    try:
+        payload = gateway.webhook_payload_verify(
+            body=request.body,
+            signature=signature,
+            secret=endpoint.secret,
+            tolerance=endpoint.djstripe_tolerance,
+        )
+    except errors.WebhookSignatureInvalid:
+        return HttpResponseBadRequest("Bad signature.")
+    with transaction.atomic():
+        event, _new = events.stripe_event_record(payload=payload, source=StripeEvent.Source.WEBHOOK)
+    return HttpResponse(event.pk)

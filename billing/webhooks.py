@@ -1,48 +1,53 @@
-"""Our reactions to Stripe's events, after dj-stripe has verified, stored and re-fetched
-them. Each takes the id from the event and calls a service that reads Stripe's current
-state, so duplicates and any order of arrival converge."""
+"""Our reactions to Stripe's events, run by `events.stripe_event_process` after the event
+was verified and stored. Each takes an id from the event and calls a service that fetches
+Stripe's current state, so duplicates and any order of arrival converge. Event types with
+no reaction here are only mirrored (`events.object_refresh`)."""
 
-from djstripe.event_handlers import djstripe_receiver
+from collections.abc import Callable
 
-from . import cards, invoicing, plans
-
-
-@djstripe_receiver("checkout.session.completed")
-def on_checkout_session_completed(sender, event, **kwargs):
-    session = event.data["object"]
-    if session.get("mode") == "setup":
-        cards.checkout_setup_complete(session_id=session["id"])
-    elif session.get("mode") == "subscription" and session.get("subscription"):
-        plans.subscription_sync(subscription_id=session["subscription"])
+from . import cards, gateway, invoicing, mirror, plans
+from .models import StripeEvent
 
 
-@djstripe_receiver("setup_intent.succeeded")
-def on_setup_intent_succeeded(sender, event, **kwargs):
-    payment_method = event.data["object"].get("payment_method")
-    if payment_method:
-        cards.payment_method_sync(stripe_id=payment_method)
+def on_checkout_session_completed(event: StripeEvent) -> None:
+    if event.related.get("mode") == "setup":
+        cards.checkout_setup_complete(session_id=event.object_id)
+    elif event.related.get("mode") == "subscription" and event.related.get("subscription"):
+        plans.subscription_sync(subscription_id=event.related["subscription"])
 
 
-@djstripe_receiver(["payment_method.attached", "payment_method.detached"])
-def on_payment_method_changed(sender, event, **kwargs):
-    cards.payment_method_sync(stripe_id=event.data["object"]["id"])
+def on_setup_intent_succeeded(event: StripeEvent) -> None:
+    if event.related.get("payment_method"):
+        cards.payment_method_sync(stripe_id=event.related["payment_method"])
 
 
-@djstripe_receiver(
-    [
-        "customer.subscription.created",
-        "customer.subscription.updated",
-        "customer.subscription.deleted",
-    ]
-)
-def on_subscription_changed(sender, event, **kwargs):
-    plans.subscription_sync(subscription_id=event.data["object"]["id"])
+def on_payment_method_changed(event: StripeEvent) -> None:
+    cards.payment_method_sync(stripe_id=event.object_id)
 
 
-@djstripe_receiver("invoice.finalized")
-def on_invoice_finalized(sender, event, **kwargs):
+def on_subscription_changed(event: StripeEvent) -> None:
+    plans.subscription_sync(subscription_id=event.object_id)
+
+
+def on_invoice_finalized(event: StripeEvent) -> None:
     """A cycle's invoice is final at Stripe: the subscription has moved on, so follow it,
-    which opens the next cycle's current invoice."""
-    subscription_id = invoicing.stripe_invoice_subscription_id(event.data["object"])
-    if subscription_id:
-        plans.subscription_sync(subscription_id=subscription_id)
+    which opens the next cycle's current invoice. The invoice is fetched once, and mirrored."""
+    invoice = gateway.object_retrieve(object_type="invoice", object_id=event.object_id)
+    if invoice is not None:
+        mirror.object_mirror(invoice)
+        if subscription_id := invoicing.stripe_invoice_subscription_id(invoice):
+            plans.subscription_sync(subscription_id=subscription_id)
+
+
+REACTIONS: dict[str, Callable[[StripeEvent], None]] = {
+    "checkout.session.completed": on_checkout_session_completed,
+    "setup_intent.succeeded": on_setup_intent_succeeded,
+    "payment_method.attached": on_payment_method_changed,
+    "payment_method.detached": on_payment_method_changed,
+    "payment_method.updated": on_payment_method_changed,
+    "customer.subscription.created": on_subscription_changed,
+    "customer.subscription.updated": on_subscription_changed,
+    "customer.subscription.deleted": on_subscription_changed,
+    "customer.subscription.trial_will_end": on_subscription_changed,
+    "invoice.finalized": on_invoice_finalized,
+}

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from billing import views as billing_views
 from licensing import views as licensing_views
 
 from . import views
@@ -15,6 +16,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("billing/", include("billing.urls")),
     path("admin/", admin.site.urls),
+    # dj-stripe's webhook URL, answered by our receiver: verify, store, answer, process later.
+    path("stripe/webhook/<uuid:uuid>/", billing_views.stripe_webhook, name="stripe_webhook"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("healthz", healthz, name="healthz"),
     path("license/", licensing_views.license_page, name="license"),

@@ -176,6 +176,14 @@ STRIPE_PUBLIC_KEY = STRIPE_PUBLISHABLE_KEY
 # for dj-stripe too).
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_API_VERSION = "2026-08-26.dahlia"
+# One HTTP client carries every Stripe request, dj-stripe's too (billing.gateway): a page that
+# needs Stripe answers within about (1 + retries) x (connect + read) seconds when it hangs.
+STRIPE_CONNECT_TIMEOUT = env.float("STRIPE_CONNECT_TIMEOUT", default=3.0)
+STRIPE_READ_TIMEOUT = env.float("STRIPE_READ_TIMEOUT", default=10.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
+# Tests turn this on: a Stripe request while a database transaction is open then raises
+# instead of being logged as an error.
+STRIPE_REFUSE_CALLS_IN_TRANSACTION = env.bool("STRIPE_REFUSE_CALLS_IN_TRANSACTION", default=False)
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
 # Without a key the portal runs with billing switched off: see billing.views.
 BILLING_ENABLED = bool(STRIPE_SECRET_KEY)
@@ -235,6 +243,11 @@ CELERY_BEAT_SCHEDULE = {
     "trial-ending-reminders": {
         "task": "licensing.tasks.trial_ending_reminders_send",
         "schedule": 60 * 60,
+    },
+    # Webhooks that never came (or failed) are found in Stripe's events list.
+    "stripe-events-reconcile": {
+        "task": "billing.tasks.events_reconcile",
+        "schedule": 10 * 60,
     },
 }
 CELERY_TIMEZONE = "UTC"

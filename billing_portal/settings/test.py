@@ -28,4 +28,6 @@ AXES_ENABLED = False
 # Billing is off unless a test turns it on.
 STRIPE_SECRET_KEY = ""
 BILLING_ENABLED = False
+# A Stripe request inside a database transaction fails the test that makes it.
+STRIPE_REFUSE_CALLS_IN_TRANSACTION = True
 WHITENOISE_AUTOREFRESH = True

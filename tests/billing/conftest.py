@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import stripe
-from django.test import Client
+from django.db import connection
+from django.test import Client, TestCase
 from djstripe.models import WebhookEndpoint
 
 from billing import gateway
@@ -58,12 +59,15 @@ class StripeEmulator:
 
     def _post_to_djstripe(self, body: bytes, headers: dict[str, str]) -> int:
         signature = {k.lower(): v for k, v in headers.items()}["stripe-signature"]
-        response = self.webhook_client.post(
-            f"/stripe/webhook/{self.uuid}/",
-            data=body,
-            content_type="application/json",
-            headers={"Stripe-Signature": signature},
-        )
+        # The event is processed by a task queued on commit; inside a test case's own
+        # transaction (no transaction=True) nothing commits, so run those callbacks here.
+        with TestCase.captureOnCommitCallbacks(execute=connection.in_atomic_block):
+            response = self.webhook_client.post(
+                f"/stripe/webhook/{self.uuid}/",
+                data=body,
+                content_type="application/json",
+                headers={"Stripe-Signature": signature},
+            )
         self.webhook_statuses.append(response.status_code)
         return response.status_code
 
@@ -108,13 +112,10 @@ def stripe_emulator(settings, db):
     emulator = StripeEmulator()
     settings.STRIPE_SECRET_KEY = TEST_SECRET_KEY
     settings.BILLING_ENABLED = True
-    previous = stripe.default_http_client
-    stripe.default_http_client = emulator.http
-    gateway._client.cache_clear()
+    gateway.stripe_configure(transport=emulator.http)
     emulator.connect_webhooks()
     yield emulator
-    stripe.default_http_client = previous
-    gateway._client.cache_clear()
+    gateway.stripe_configure()
 
 
 @pytest.fixture

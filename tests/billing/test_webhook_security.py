@@ -8,7 +8,7 @@ import stripe
 from djstripe.models import Event
 
 from billing.cards import billing_info_ensure
-from billing.models import PaymentMethod
+from billing.models import PaymentMethod, StripeEvent
 
 
 @pytest.fixture
@@ -65,12 +65,56 @@ def test_bad_webhooks_are_refused_and_change_nothing(
 
     assert response.status_code == 400
     assert not Event.objects.exists()
+    assert not StripeEvent.objects.exists()
     assert not PaymentMethod.objects.exists()
 
 
-def test_a_well_signed_webhook_is_processed(client, stripe_emulator, attached_event_body):
+def test_a_well_signed_webhook_is_stored_then_processed(
+    client, stripe_emulator, attached_event_body, django_capture_on_commit_callbacks
+):
     signature = sign(attached_event_body, endpoint_secret(stripe_emulator), int(time.time()))
-    response = post(client, stripe_emulator, attached_event_body, signature)
+    with django_capture_on_commit_callbacks() as queued:
+        response = post(client, stripe_emulator, attached_event_body, signature)
+
+    # Answered once stored: nothing processed yet, one task queued for after the commit.
+    assert response.status_code == 200
+    [event] = StripeEvent.objects.all()
+    assert (event.type, event.status) == ("payment_method.attached", "pending")
+    assert not PaymentMethod.objects.exists()
+    assert len(queued) == 1
+
+    queued[0]()
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("processed", 1)
+    assert PaymentMethod.objects.count() == 1
+
+
+def test_a_replayed_webhook_changes_nothing(
+    client, stripe_emulator, attached_event_body, django_capture_on_commit_callbacks
+):
+    signature = sign(attached_event_body, endpoint_secret(stripe_emulator), int(time.time()))
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, stripe_emulator, attached_event_body, signature)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        response = post(client, stripe_emulator, attached_event_body, signature)
 
     assert response.status_code == 200
+    assert not queued
+    assert StripeEvent.objects.get().attempts == 1
     assert PaymentMethod.objects.count() == 1
+
+
+def test_an_event_about_an_object_we_do_not_know_is_stored_and_ignored(
+    client, stripe_emulator, stripe_client, django_capture_on_commit_callbacks
+):
+    stranger = stripe_client.v1.customers.create({"email": "nobody@example.com"})
+    stripe_client.v1.payment_methods.attach("pm_card_visa", {"customer": stranger.id})
+    [event] = stripe_client.v1.events.list({"type": "payment_method.attached"}).data
+    body = json.dumps(event.to_dict())
+    signature = sign(body, endpoint_secret(stripe_emulator), int(time.time()))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, stripe_emulator, body, signature)
+
+    assert response.status_code == 200
+    assert StripeEvent.objects.get().status == "processed"
+    assert not PaymentMethod.objects.exists()

@@ -72,10 +72,9 @@ def stripe_over_http(live_server, settings, tmp_path, monkeypatch):
     settings.STRIPE_API_BASE = emulator.base_url
     settings.PORTAL_BASE_URL = live_server.url
     monkeypatch.setattr(stripe, "api_base", emulator.base_url)  # dj-stripe's requests
-    monkeypatch.setattr(stripe, "default_http_client", None)
-    gateway._client.cache_clear()
+    gateway.stripe_configure()
     yield stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses={"api": emulator.base_url})
-    gateway._client.cache_clear()
+    gateway.stripe_configure()
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)

@@ -1,0 +1,25 @@
+"""Background jobs for billing. Tasks take ids and call the service that does the work."""
+
+from celery import shared_task
+
+from .errors import GatewayUnavailable
+
+
+@shared_task(
+    autoretry_for=(GatewayUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=10,
+)
+def stripe_event_process(*, event_id: str) -> bool:
+    from .events import stripe_event_process as process
+
+    return process(event_id=event_id)
+
+
+@shared_task
+def events_reconcile() -> int:
+    """Run by beat (CELERY_BEAT_SCHEDULE): recover events whose webhook never came."""
+    from .events import events_reconcile as reconcile
+
+    return reconcile().repaired

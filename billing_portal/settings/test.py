@@ -31,3 +31,12 @@ BILLING_ENABLED = False
 # A Stripe request inside a database transaction fails the test that makes it.
 STRIPE_REFUSE_CALLS_IN_TRANSACTION = True
 WHITENOISE_AUTOREFRESH = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file rather than shared-cache memory: concurrency tests need SQLite's real locking
+    # (WAL and the busy timeout of the embedded default), as `make run` has it.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+    # Nothing of a test database needs to survive a power cut: no fsync.
+    DATABASES["default"]["OPTIONS"]["init_command"] = (
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
+    )

@@ -376,3 +376,18 @@ def test_plain_members_cannot_manage_billing(client, membership, stripe_emulator
     assert response.status_code == 403
     assert "owner or billing contact" in response.content.decode()
     assert client.get(reverse("billing:overview")).status_code == 200
+
+
+def test_make_primary_y_x_y_from_one_page_ends_with_y_at_stripe_and_here(
+    signed_in_client, membership, stripe_emulator, stripe_client
+):
+    x = add_card(signed_in_client, stripe_emulator)
+    y = add_card(signed_in_client, stripe_emulator, "pm_card_mastercard")
+    attempt = signed_in_client.get(CARDS_URL).context["attempt"]  # one page, three clicks
+
+    for card in (y, x, y):
+        signed_in_client.post(
+            reverse("billing:payment_method_make_primary", args=[card]), {"attempt": attempt}
+        )
+        assert card_order(membership.customer)[0] == card
+        assert stripe_default(stripe_client, membership) == card

@@ -389,3 +389,50 @@ def test_a_paid_subscription_our_records_miss_still_blocks_a_second(
     assert "You already have a plan" in again.content.decode()
     subscriptions = stripe_client.v1.subscriptions.list({"status": "all"}).data
     assert len(subscriptions) == 1
+
+
+RAW_STRIPE_WORDING = ("Keys for idempotent", "No such", "Only Checkout Sessions", "parameter")
+
+
+def test_ten_concurrent_upgrade_starts_leave_exactly_one_payable_checkout(
+    membership, other_membership, stripe_emulator, stripe_client, catalog
+):
+    import threading
+
+    from django.db import connection
+
+    end_trial(membership.customer)
+    barrier = threading.Barrier(10)
+    pages = []
+
+    def start(i: int) -> None:
+        client = Client()
+        client.force_login(membership.user)
+        try:
+            barrier.wait()
+            code = "starter" if i % 2 else "pro"
+            response = client.post(
+                reverse("billing:plan_upgrade", args=[code]), {"attempt": f"{i:032x}"}
+            )
+            landed = client.get(response.url) if response.url.startswith("/") else None
+            pages.append((response.status_code, landed.content.decode() if landed else ""))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [status for status, _page in pages] == [302] * 10
+    for _status, page in pages:
+        assert not any(wording in page for wording in RAW_STRIPE_WORDING), page
+    stripe_id = membership.customer.billing.billing_info.stripe_id
+    assert len(stripe_client.v1.customers.list({"limit": 100}).data) == 1
+    sessions = stripe_client.v1.checkout.sessions.list(
+        {"customer": stripe_id, "status": "open", "limit": 100}
+    ).data
+    assert len([s for s in sessions if s.mode == "subscription"]) == 1
+    [payable] = sessions
+    follow(Client(), stripe_emulator.complete_checkout(payable.url))

@@ -8,8 +8,18 @@ from accounts.models import Customer
 from licensing.admin import ReadOnlyAdminMixin
 from licensing.services import customer_trial_set
 
+from . import events
 from .mirror_admin import djstripe_admin_read_only
-from .models import BillingEvent, BillingInfo, CustomerBilling, Invoice, InvoiceLine, PaymentMethod
+from .models import (
+    BillingEvent,
+    BillingInfo,
+    CustomerBilling,
+    EventReconcile,
+    Invoice,
+    InvoiceLine,
+    PaymentMethod,
+    StripeEvent,
+)
 
 
 class BillingEventInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -88,6 +98,43 @@ class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["customer__customer_id", "number", "stripe_invoice_id"]
     list_select_related = ["customer"]
     inlines = [InvoiceLineInline]
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every Stripe event received or recovered, and how its processing went: a failed one
+    shows its error here, and is retried by its task and by the reconcile."""
+
+    list_display = [
+        "event_id",
+        "type",
+        "object_id",
+        "status",
+        "attempts",
+        "source",
+        "stripe_created",
+    ]
+    list_filter = ["status", "source", "type"]
+    search_fields = ["event_id", "object_id"]
+    date_hierarchy = "stripe_created"
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "reconcile": events.reconcile_status()}
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(EventReconcile)
+class EventReconcileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The passes of the reconcile over Stripe's events list: where its cursor stands, how
+    far behind now it is, and how many events each pass repaired."""
+
+    list_display = ["started_at", "finished_at", "cursor", "lag", "listed", "repaired", "error"]
+
+    @admin.display(description="lag behind now")
+    def lag(self, run: EventReconcile):
+        if run.cursor is None:
+            return "-"
+        return str((run.finished_at or run.started_at) - run.cursor).split(".")[0]
 
 
 # dj-stripe registered its admin before ours (it comes first in INSTALLED_APPS).

@@ -1,8 +1,9 @@
 """The portal's figures: check-access decided in-process, check-access over HTTP (gunicorn
-on loopback) beside a no-op view of the same server in the same run, and license signing
-and verifying. Builds a throwaway database; needs nothing running.
+on loopback) beside a no-op view of the same server in the same run, license signing
+and verifying, and Stripe webhooks: receipt (verify + store) and processing, events/s.
+Builds a throwaway database; needs nothing running.
 
-    python bench/portal_bench.py [--seconds 3] [--clients 4]
+    python bench/portal_bench.py [--seconds 3] [--clients 4] [--events 500]
 """
 
 from __future__ import annotations
@@ -119,6 +120,58 @@ def licenses(customer_id: str) -> None:
     print(f"license verify (offline):    {describe(timed(verify, 2000))}")
 
 
+def webhooks(events: int) -> None:
+    """Webhook receipt (signature check, one row, the task queued) through the real view,
+    in-process; then processing (fetch the object from the in-process emulator, mirror
+    it through dj-stripe) of the stored events."""
+    import stripe
+    from django.conf import settings
+    from django.test import Client
+    from djstripe.models import WebhookEndpoint
+
+    from billing import gateway
+    from billing.events import stripe_event_process
+    from billing.models import StripeEvent
+    from stripe_emulator import InProcessHTTPClient, emulator_in_process
+
+    emulator = emulator_in_process()
+    http = InProcessHTTPClient(emulator, deliver_webhooks=False)
+    settings.STRIPE_SECRET_KEY = "sk_test_" + "bench0webhooks0key0000000000"
+    gateway.stripe_configure(transport=http)
+    api = stripe.StripeClient(settings.STRIPE_SECRET_KEY, http_client=http).v1
+    remote = api.webhook_endpoints.create({"url": "http://localhost/x", "enabled_events": ["*"]})
+    endpoint = WebhookEndpoint.objects.create(
+        id=remote.id, livemode=False, secret=remote.secret, url=remote.url, api_version="",
+        enabled_events=["*"], status="enabled",
+    )  # fmt: skip
+    for i in range(events):
+        api.customers.create({"email": f"bench{i}@example.com"})
+    listed = [e.to_dict() for e in api.events.list({"limit": 100}).auto_paging_iter()]
+    bodies = []
+    for event in listed:
+        body = json.dumps(event, default=str)
+        timestamp = int(time.time())
+        digest = stripe.WebhookSignature._compute_signature(f"{timestamp}.{body}", remote.secret)
+        bodies.append((body, f"t={timestamp},v1={digest}"))
+    client = Client(HTTP_HOST="localhost")
+    url = f"/stripe/webhook/{endpoint.djstripe_uuid}/"
+    started = time.perf_counter()
+    for body, signature in bodies:
+        response = client.post(url, data=body, content_type="application/json",
+                               headers={"Stripe-Signature": signature})  # fmt: skip
+        assert response.status_code == 200, response.content
+    received = time.perf_counter() - started
+    print(f"webhook receipt (verify + store + queue): {len(bodies) / received:7.0f} events/s "
+          f"({len(bodies)} events)")  # fmt: skip
+    ids = list(StripeEvent.objects.values_list("pk", flat=True))
+    started = time.perf_counter()
+    for event_id in ids:
+        assert stripe_event_process(event_id=event_id)
+    processed = time.perf_counter() - started
+    print(f"webhook processing (fetch + mirror):      {len(ids) / processed:7.0f} events/s "
+          f"({len(ids)} events, emulator in-process)")  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -206,6 +259,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--events", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
         setup_django(data_dir)
@@ -213,6 +267,7 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} cores; SQLite in a temporary data dir")
         in_process(customer_id)
         licenses(customer_id)
+        webhooks(args.events)
         over_http(data_dir, customer_id, key, args.seconds, args.clients)
 
 

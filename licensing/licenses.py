@@ -231,21 +231,6 @@ def _license_sign(customer: Customer, wanted: Entitlements) -> License:
     )
 
 
-def license_email_send(*, jti: str) -> None:
-    from accounts.emails import email_send
-
-    from .services import customer_billing_contacts
-
-    issued = License.objects.select_related("customer").get(jti=jti)
-    for email in customer_billing_contacts(customer=issued.customer):
-        email_send(
-            to=email,
-            template="license_issued",
-            context={"license": issued, "customer": issued.customer},
-            attachments=[("license.jwt", issued.token, "application/jwt")],
-        )
-
-
 def licenses_refresh_all() -> int:
     """Reissue every license whose statement changed (after the catalog's limits did);
     returns how many were issued."""

@@ -8,7 +8,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.emails import email_send
 from accounts.models import Customer, Membership
 from accounts.services import customer_signup
 
@@ -170,27 +169,6 @@ def customer_plan_apply(
     return transitions
 
 
-def plan_email_send(*, customer_id: str, template: str, plan_code: str) -> None:
-    """Tell the account's owners and billing members what happened to their plan."""
-    customer = Customer.objects.get(pk=customer_id)
-    plan = Plan.objects.get(code=plan_code)
-    customer_plan = CustomerPlan.objects.filter(customer=customer).first()
-    for email in customer_billing_contacts(customer=customer):
-        email_send(
-            to=email,
-            template=template,
-            context={"customer": customer, "plan": plan, "customer_plan": customer_plan},
-        )
-
-
-def customer_billing_contacts(*, customer: Customer) -> list[str]:
-    return list(
-        customer.memberships.filter(
-            role__in=[Membership.Role.OWNER, Membership.Role.BILLING]
-        ).values_list("user__email", flat=True)
-    )
-
-
 TRIAL_REMINDER_AHEAD = timedelta(days=3)
 
 
@@ -222,12 +200,6 @@ def trial_ending_reminders_send(*, now: datetime | None = None) -> int:
                 )
                 sent += 1
     return sent
-
-
-def trial_ending_email_send(*, customer_id: str) -> None:
-    customer = Customer.objects.get(pk=customer_id)
-    for email in customer_billing_contacts(customer=customer):
-        email_send(to=email, template="trial_ending", context={"customer": customer})
 
 
 # --- Usage ------------------------------------------------------------------------------------

@@ -1,26 +1,25 @@
-"""Background jobs for licensing. Tasks take ids and call the service that does the work."""
+"""Background jobs for licensing. Tasks take ids and call the service or the notification
+that does the work."""
 
 import smtplib
 
 from celery import shared_task
+
+from . import notifications
 
 
 @shared_task(
     autoretry_for=(smtplib.SMTPException, ConnectionError), retry_backoff=True, max_retries=5
 )
 def plan_email_send(*, customer_id: str, template: str, plan_code: str) -> None:
-    from .services import plan_email_send as send
-
-    send(customer_id=customer_id, template=template, plan_code=plan_code)
+    notifications.plan_email_send(customer_id=customer_id, template=template, plan_code=plan_code)
 
 
 @shared_task(
     autoretry_for=(smtplib.SMTPException, ConnectionError), retry_backoff=True, max_retries=5
 )
 def trial_ending_email_send(*, customer_id: str) -> None:
-    from .services import trial_ending_email_send as send
-
-    send(customer_id=customer_id)
+    notifications.trial_ending_email_send(customer_id=customer_id)
 
 
 @shared_task
@@ -35,6 +34,4 @@ def trial_ending_reminders_send() -> int:
     autoretry_for=(smtplib.SMTPException, ConnectionError), retry_backoff=True, max_retries=5
 )
 def license_email_send(*, jti: str) -> None:
-    from .licenses import license_email_send as send
-
-    send(jti=jti)
+    notifications.license_email_send(jti=jti)

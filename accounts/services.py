@@ -10,6 +10,8 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.ledger import Source, entry_record
+
 from . import tasks
 from .models import Customer, Membership, User
 from .throttling import rate_limit_hit
@@ -56,6 +58,13 @@ def customer_signup(*, email: str, password: str, company_name: str = "") -> Mem
         trial_ends_at=timezone.now() + timedelta(days=settings.TRIAL_DAYS),
     )
     membership = Membership.objects.create(user=user, customer=customer, role=Membership.Role.OWNER)
+    entry_record(
+        customer_id=customer.customer_id,
+        kind="account_opened",
+        source=Source.CUSTOMER,
+        actor=user,
+        sentence=f"Account opened; the free trial runs until {customer.trial_ends_at:%-d %B %Y}.",
+    )
     transaction.on_commit(partial(tasks.welcome_email_send.delay, user_id=user.pk))
     return membership
 

@@ -5,13 +5,13 @@ from django.contrib import admin
 
 from accounts.admin import CustomerAdmin as AccountsCustomerAdmin
 from accounts.models import Customer
+from audit.admin import EntryInline
 from licensing.admin import ReadOnlyAdminMixin
 from licensing.services import customer_trial_set
 
 from . import events
 from .mirror_admin import djstripe_admin_read_only
 from .models import (
-    BillingEvent,
     BillingInfo,
     CustomerBilling,
     EventReconcile,
@@ -20,15 +20,6 @@ from .models import (
     PaymentMethod,
     StripeEvent,
 )
-
-
-class BillingEventInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = BillingEvent
-    fields = ["created_at", "kind", "source", "data"]
-    readonly_fields = fields
-    extra = 0
-    ordering = ["-created_at", "-id"]
-    verbose_name_plural = "billing timeline"
 
 
 class CustomerBillingInline(ReadOnlyAdminMixin, admin.StackedInline):
@@ -43,7 +34,7 @@ admin.site.unregister(Customer)
 
 @admin.register(Customer)
 class CustomerAdmin(AccountsCustomerAdmin):
-    inlines = [*AccountsCustomerAdmin.inlines, CustomerBillingInline, BillingEventInline]
+    inlines = [*AccountsCustomerAdmin.inlines, CustomerBillingInline, EntryInline]
     search_fields = [*AccountsCustomerAdmin.search_fields, "billing__billing_info__stripe_id"]
 
     def save_model(self, request, obj, form, change):
@@ -52,7 +43,7 @@ class CustomerAdmin(AccountsCustomerAdmin):
             # Through the service: the license and the trial reminder follow the new end.
             obj.trial_ends_at = form.initial["trial_ends_at"]
             super().save_model(request, obj, form, change)
-            customer_trial_set(customer=obj, trial_ends_at=trial_ends_at)
+            customer_trial_set(customer=obj, trial_ends_at=trial_ends_at, actor=request.user)
             return
         super().save_model(request, obj, form, change)
 
@@ -69,15 +60,6 @@ class BillingInfoAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["stripe_id", "created_at"]
     search_fields = ["stripe_id", "customer_links__customer__customer_id"]
     inlines = [PaymentMethodInline]
-
-
-@admin.register(BillingEvent)
-class BillingEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "customer", "kind", "source"]
-    list_filter = ["kind", "source"]
-    search_fields = ["customer__customer_id", "customer__memberships__user__email"]
-    list_select_related = ["customer"]
-    date_hierarchy = "created_at"
 
 
 class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):

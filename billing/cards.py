@@ -18,7 +18,8 @@ from licensing.services import LIVE_STATUSES
 
 from . import gateway, mirror
 from .errors import CannotRemoveLastCard
-from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod
+from .ledger import billing_entries_record
+from .models import BillingInfo, CustomerBilling, PaymentMethod
 from .sync import object_sync
 
 logger = logging.getLogger(__name__)
@@ -43,10 +44,11 @@ def billing_info_ensure(*, customer: Customer, email: str) -> BillingInfo:
         with transaction.atomic():
             billing_info, _ = BillingInfo.objects.get_or_create(stripe_id=stripe_id)
             CustomerBilling.objects.create(customer=customer, billing_info=billing_info)
-            BillingEvent.objects.create(
-                customer=customer,
-                kind=BillingEvent.Kind.STRIPE_CUSTOMER_CREATED,
-                data={"stripe_customer": stripe_id},
+            billing_entries_record(
+                customer_ids=[customer.customer_id],
+                kind="stripe_customer_created",
+                source="portal",
+                stripe_customer=stripe_id,
             )
     except IntegrityError:  # a concurrent call recorded the link just now
         existing = BillingInfo.objects.for_customer(customer)
@@ -64,12 +66,10 @@ def billing_info_has_live_plan(billing_info: BillingInfo) -> bool:
     ).exists()
 
 
-def _timeline(billing_info: BillingInfo, kind: str, source: str, **data) -> list[BillingEvent]:
-    """One timeline entry for each customer account that bills through this Stripe customer."""
-    return BillingEvent.objects.bulk_create(
-        BillingEvent(customer_id=link.customer_id, kind=kind, source=source, data=data)
-        for link in billing_info.customer_links.all()
-    )
+def _timeline(billing_info: BillingInfo, kind: str, source: str, **data) -> list:
+    """One ledger entry for each customer account that bills through this Stripe customer."""
+    customer_ids = list(billing_info.customer_links.values_list("customer_id", flat=True))
+    return billing_entries_record(customer_ids=customer_ids, kind=kind, source=source, **data)
 
 
 def _compact(billing_info: BillingInfo) -> list[PaymentMethod]:
@@ -144,7 +144,7 @@ def _payment_method_apply(
     card = PaymentMethod.objects.create(
         billing_info=billing_info, stripe_id=stripe_id, order=0 if last is None else last + 1
     )
-    _timeline(billing_info, BillingEvent.Kind.CARD_ADDED, source, payment_method=stripe_id)
+    _timeline(billing_info, "card_added", source, payment_method=stripe_id)
     return card, billing_info, f"first-card:{stripe_id}" if card.order == 0 else None
 
 
@@ -155,7 +155,7 @@ def _payment_method_forget(
     was_primary = card.order == 0
     card.delete()
     cards = _compact(billing_info)
-    _timeline(billing_info, BillingEvent.Kind.CARD_REMOVED, source, payment_method=card.stripe_id)
+    _timeline(billing_info, "card_removed", source, payment_method=card.stripe_id)
     if was_primary and cards:
         return billing_info, f"after-removal:{card.stripe_id}"
     return None, None
@@ -212,7 +212,7 @@ def _reorder(billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: st
     if previous_primary and previous_primary.stripe_id != order[0]:
         entries = _timeline(
             billing_info,
-            BillingEvent.Kind.CARD_MADE_PRIMARY,
+            "card_made_primary",
             "portal",
             payment_method=moved,
             order=order,
@@ -223,7 +223,7 @@ def _reorder(billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: st
         return f"made-primary:{entries[0].pk if entries else 0}:{digest}"
     _timeline(
         billing_info,
-        BillingEvent.Kind.CARD_REORDERED,
+        "card_reordered",
         "portal",
         payment_method=moved,
         order=order,
@@ -253,4 +253,4 @@ def billing_details_update(
     gateway.customer_billing_details_update(
         stripe_customer_id=billing_info.stripe_id, details=details, request_key=request_key
     )
-    _timeline(billing_info, BillingEvent.Kind.DETAILS_UPDATED, "portal")
+    _timeline(billing_info, "details_updated", "portal")

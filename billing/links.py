@@ -6,7 +6,8 @@ subscriptions that do not exist there, and every billing action would fail on th
 from django.db import transaction
 
 from billing import gateway
-from billing.models import BillingEvent, BillingInfo, CustomerBilling
+from billing.ledger import billing_entries_record
+from billing.models import BillingInfo, CustomerBilling
 from licensing.models import CustomerPlan
 
 
@@ -39,11 +40,11 @@ def stripe_links_repair() -> list[str]:
 def _billing_info_forget(*, pk: int, stripe_id: str) -> None:
     links = CustomerBilling.objects.filter(billing_info_id=pk)
     for customer_id in links.values_list("customer_id", flat=True):
-        BillingEvent.objects.create(
-            customer_id=customer_id,
-            kind=BillingEvent.Kind.STRIPE_CUSTOMER_GONE,
+        billing_entries_record(
+            customer_ids=[customer_id],
+            kind="stripe_customer_gone",
             source="system",
-            data={"stripe_customer": stripe_id},
+            stripe_customer=stripe_id,
         )
     links.delete()
     BillingInfo.objects.filter(pk=pk).delete()  # its cards go with it
@@ -54,9 +55,9 @@ def _customer_plan_end(*, plan: CustomerPlan) -> None:
     CustomerPlan.objects.filter(pk=plan.pk).update(
         status=CustomerPlan.Status.CANCELED, cancel_at_period_end=False
     )
-    BillingEvent.objects.create(
-        customer_id=plan.customer_id,
-        kind=BillingEvent.Kind.SUBSCRIPTION_GONE,
+    billing_entries_record(
+        customer_ids=[plan.customer_id],
+        kind="subscription_gone",
         source="system",
-        data={"subscription": plan.subscription_id},
+        subscription=plan.subscription_id,
     )

@@ -73,42 +73,6 @@ class PaymentMethod(models.Model):
         return self.stripe_id
 
 
-class BillingEvent(models.Model):
-    """The customer's billing timeline: append-only, shown on /billing/ and in the admin."""
-
-    class Kind(models.TextChoices):
-        STRIPE_CUSTOMER_CREATED = "stripe_customer_created", "Billing account opened"
-        CARD_ADDED = "card_added", "Card added"
-        CARD_REMOVED = "card_removed", "Card removed"
-        CARD_REORDERED = "card_reordered", "Cards reordered"
-        CARD_MADE_PRIMARY = "card_made_primary", "Primary card changed"
-        DETAILS_UPDATED = "details_updated", "Billing details updated"
-        PLAN_ACTIVATED = "plan_activated", "Plan started"
-        PLAN_CHANGED = "plan_changed", "Plan changed"
-        CANCELLATION_SCHEDULED = "cancellation_scheduled", "Plan set to end at period end"
-        CANCELLATION_WITHDRAWN = "cancellation_withdrawn", "Plan resumed"
-        SUBSCRIPTION_ENDED = "subscription_ended", "Plan ended"
-        STRIPE_CUSTOMER_GONE = "stripe_customer_gone", "Billing account not found at Stripe"
-        SUBSCRIPTION_GONE = "subscription_gone", "Plan not found at Stripe"
-
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="billing_events")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    # Stripe ids and orders only: the timeline must not hold personal data either.
-    data = models.JSONField(default=dict, blank=True)
-    source = models.CharField(
-        max_length=16,
-        default="portal",
-        help_text="Where the change came from: portal (the customer), stripe (a webhook), staff.",
-    )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} ({self.customer_id})"
-
-
 class InvoiceQuerySet(models.QuerySet):
     def for_customer(self, customer: Customer) -> "InvoiceQuerySet":
         return self.filter(customer=customer)

@@ -10,13 +10,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Customer
+from audit.models import Entry
 from licensing.models import CustomerPlan, Plan
 from licensing.services import Transition, customer_plan_apply
 
 from . import errors, gateway, invoicing, mirror
 from .cards import billing_info_ensure, payment_method_sync
 from .errors import AlreadySubscribed, CardNeeded
-from .models import BillingEvent, BillingInfo, CustomerBilling, PaymentMethod, UpgradeCheckout
+from .ledger import billing_entries_record
+from .models import BillingInfo, CustomerBilling, PaymentMethod, UpgradeCheckout
 from .sync import object_sync
 
 logger = logging.getLogger(__name__)
@@ -88,15 +90,16 @@ def _subscription_apply(subscription: dict, *, source: str) -> list[Transition]:
         cancel_at_period_end=bool(subscription["cancel_at_period_end"]),
         subscription_id=subscription_id,
     )
-    BillingEvent.objects.bulk_create(
-        BillingEvent(
-            customer=customer,
+    for transition in transitions:
+        billing_entries_record(
+            customer_ids=[customer.customer_id],
             kind=str(transition),
             source=source,
-            data={"subscription": subscription_id, "plan": plan.code, "status": status},
+            plan=plan.name,
+            subscription=subscription_id,
+            plan_code=plan.code,
+            status=status,
         )
-        for transition in transitions
-    )
     # A paid plan that starts, renews or changes has its cycle's current invoice open.
     invoicing.current_invoice_ensure(customer=customer)
     return transitions
@@ -252,7 +255,7 @@ def plan_change(*, customer: Customer, plan: Plan, proration_date: int) -> list[
 def plan_cancel_at_period_end(*, customer: Customer, cancel: bool) -> list[Transition]:
     """Cancel at the end of the paid period (cancel=True), or resume before it ends."""
     current = _live_plan(customer)
-    last = BillingEvent.objects.filter(customer=customer).order_by("-id").first()
+    last = Entry.objects.filter(customer=customer).order_by("-id").first()
     gateway.subscription_cancel_at_period_end_set(
         subscription_id=current.subscription_id,
         cancel=cancel,

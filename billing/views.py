@@ -25,13 +25,14 @@ from djstripe.models import WebhookEndpoint
 from accounts.decorators import email_verified_required
 from accounts.models import Membership
 from accounts.selectors import current_membership
+from audit.models import Entry
 from licensing.models import CustomerPlan, Plan
 from licensing.selectors import customer_feature_use
 
 from . import cards, errors, events, gateway, invoicing, mirror
 from . import plans as plan_services  # the module; `plans` is the page below
 from .forms import BillingDetailsForm
-from .models import BillingEvent, BillingInfo, Invoice, PaymentMethod, StripeEvent
+from .models import BillingInfo, Invoice, PaymentMethod, StripeEvent
 
 TIMELINE_LENGTH = 20
 PRORATION_SALT = "billing.plan_change.proration"
@@ -112,7 +113,7 @@ def overview(request):
         context["current_plan"] = (
             CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
         )
-        context["timeline"] = BillingEvent.objects.filter(customer=customer)[:TIMELINE_LENGTH]
+        context["timeline"] = Entry.objects.filter(customer=customer)[:TIMELINE_LENGTH]
         if membership.role in BILLING_ROLES:
             context.update(_current_invoice_context(customer, context["current_plan"]))
     return render(request, "billing/overview.html", context)

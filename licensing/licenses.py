@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Customer
+from audit.ledger import Source, entry_record
 
 from .entitlements import TRIAL_PLAN_CODE, customer_standing
 from .models import License, PlanFeature, SigningKey
@@ -188,6 +189,14 @@ def license_refresh(*, customer: Customer) -> License | None:
         if current:
             current.revoked_at = issued.issued_at
             current.save(update_fields=["revoked_at"])
+        entry_record(
+            customer_id=customer.customer_id,
+            kind="license_issued",
+            source=Source.SYSTEM,
+            sentence=f"License issued: {wanted.plan or 'no plan'}, {wanted.status}, "
+            f"valid until {wanted.expires_at:%-d %B %Y}.",
+            data={"jti": str(issued.jti), "replaces": str(current.jti) if current else None},
+        )
         transaction.on_commit(partial(tasks.license_email_send.delay, jti=str(issued.jti)))
     return issued
 

@@ -4,12 +4,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Customer, Membership
 from accounts.services import customer_signup
+from audit.ledger import Source, entry_record
 
 from .catalog import Catalog
 from .entitlements import (
@@ -354,11 +356,22 @@ def customer_start(*, email: str, password: str, company_name: str = "") -> Memb
     return membership
 
 
-def customer_trial_set(*, customer: Customer, trial_ends_at: datetime) -> None:
+def customer_trial_set(
+    *, customer: Customer, trial_ends_at: datetime, actor: AbstractBaseUser | None = None
+) -> None:
     """Move the end of a customer's free trial (support extending it, say): the license
-    follows, and the reminder goes out again before the new end."""
+    follows, and the reminder goes out again before the new end. With `actor` (a staff
+    member), the ledger names who did it."""
     with transaction.atomic():
         customer.trial_ends_at = trial_ends_at
         customer.trial_reminder_sent_at = None
         customer.save(update_fields=["trial_ends_at", "trial_reminder_sent_at"])
+        entry_record(
+            customer_id=customer.customer_id,
+            kind="trial_moved",
+            source=Source.STAFF if actor else Source.SYSTEM,
+            sentence=f"Free trial now ends on {trial_ends_at:%-d %B %Y, %H:%M} UTC.",
+            actor=actor,
+            data={"trial_ends_at": trial_ends_at.isoformat()},
+        )
         license_refresh(customer=customer)

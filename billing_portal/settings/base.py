@@ -59,6 +59,7 @@ THIRD_PARTY_APPS = [
 ]
 LOCAL_APPS = [
     "accounts",
+    "audit",
     "licensing",
     "billing",
 ]

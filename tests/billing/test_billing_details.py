@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
+from audit.models import Entry
 from billing.cards import billing_info_ensure
-from billing.models import BillingEvent
 
 DETAILS_URL = reverse("billing:details")
 DETAILS = {
@@ -38,9 +38,7 @@ def test_details_are_written_to_stripe(signed_in_client, membership, stripe_clie
     assert customer.address.country == "GB"
     [tax_id] = stripe_client.v1.customers.tax_ids.list(stripe_id).data
     assert (tax_id.type, tax_id.value) == ("gb_vat", "GB123456789")
-    assert BillingEvent.objects.filter(
-        customer=membership.customer, kind=BillingEvent.Kind.DETAILS_UPDATED
-    ).exists()
+    assert Entry.objects.filter(customer=membership.customer, kind="details_updated").exists()
 
 
 def test_details_are_read_back_live_from_stripe(signed_in_client, membership, stripe_client):

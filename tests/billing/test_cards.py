@@ -11,8 +11,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from audit.models import Entry
 from billing.cards import billing_info_ensure, payment_method_sync
-from billing.models import BillingEvent, PaymentMethod
+from billing.models import PaymentMethod
 from billing.setup import catalog_push
 from licensing.catalog import catalog_read
 from licensing.models import Plan
@@ -88,12 +89,7 @@ def test_add_a_card_through_checkout(signed_in_client, membership, stripe_emulat
     assert "Your card was added." in page
     assert "Visa ending 4242" in page
     assert "Primary" in page
-    assert (
-        BillingEvent.objects.filter(
-            customer=membership.customer, kind=BillingEvent.Kind.CARD_ADDED
-        ).count()
-        == 1
-    )
+    assert Entry.objects.filter(customer=membership.customer, kind="card_added").count() == 1
     stripe_customer = stripe_client.v1.customers.retrieve(
         membership.customer.billing.billing_info.stripe_id
     )
@@ -105,7 +101,7 @@ def test_webhooks_before_the_return_page_record_the_card_once(
 ):
     pm = add_card(signed_in_client, stripe_emulator, webhooks_first=True)
     assert card_order(membership.customer) == [pm]
-    assert BillingEvent.objects.filter(kind=BillingEvent.Kind.CARD_ADDED).count() == 1
+    assert Entry.objects.filter(kind="card_added").count() == 1
 
 
 def test_second_card_goes_last_and_the_first_stays_default(
@@ -143,7 +139,7 @@ def test_reorder_make_primary_and_remove(
     assert stripe_client.v1.payment_methods.retrieve(third).customer is None
     assert stripe_default(stripe_client, membership) == first
     kinds = list(
-        BillingEvent.objects.filter(customer=membership.customer)
+        Entry.objects.filter(customer=membership.customer)
         .order_by("id")
         .values_list("kind", flat=True)
     )

@@ -15,8 +15,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import Entry
 from billing.cards import billing_info_ensure
-from billing.models import BillingEvent, PaymentMethod
+from billing.models import PaymentMethod
 from billing.setup import catalog_push
 from licensing.catalog import catalog_read
 from licensing.models import CustomerPlan, License
@@ -177,7 +178,7 @@ def test_trial_to_paid_change_cancel_resume_and_end(
     assert sent("Your Pro plan has ended") == 1
     assert {m.to[0] for m in mail.outbox} == {"owner@example.com"}
     kinds = list(
-        BillingEvent.objects.filter(customer=membership.customer, kind__contains="plan")
+        Entry.objects.filter(customer=membership.customer, kind__contains="plan")
         .order_by("id")
         .values_list("kind", flat=True)
     )

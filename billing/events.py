@@ -62,7 +62,11 @@ def stripe_event_record(*, payload: dict, source: str) -> tuple[StripeEvent, boo
     if source == StripeEvent.Source.WEBHOOK:
         from . import tasks
 
-        transaction.on_commit(partial(tasks.stripe_event_process.delay, event_id=event.pk))
+        # Robust: whatever happens to the queueing (or, in eager mode, to the processing),
+        # the receipt has been stored and answers 2xx; the reconcile picks the event up.
+        transaction.on_commit(
+            partial(tasks.stripe_event_process.delay, event_id=event.pk), robust=True
+        )
     return event, True
 
 

@@ -3,8 +3,11 @@ properties are wrong for the pinned API version) and filled only through dj-stri
 sync. Pages read cards from here, so rendering them asks Stripe nothing."""
 
 import logging
+import random
+import time
 from dataclasses import dataclass
 
+from django.db import IntegrityError, OperationalError, connection
 from djstripe import models as djstripe_models
 
 from . import gateway
@@ -33,6 +36,8 @@ MODELS = {
 AS_STRIPE_OBJECTS = {"subscription", "invoice", "customer", "checkout.session"}
 # Objects dj-stripe may fetch while mirroring one (its customer, its price's product…).
 MAX_DEPENDENCIES = 30
+# Tries after a collision with a concurrent mirror of a related object.
+MAX_COLLISIONS = 3
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ def object_mirror(stripe_object: dict) -> None:
     if stripe_object["object"] in AS_STRIPE_OBJECTS:
         stripe_object = gateway.as_stripe_object(stripe_object)
     answers: dict = {}
+    collisions = 0
     for _ in range(MAX_DEPENDENCIES):
         try:
             with gateway.mirroring(answers):
@@ -70,6 +76,14 @@ def object_mirror(stripe_object: dict) -> None:
             return
         except gateway.MirrorNeedsObject as needed:
             answers[needed.key] = gateway.mirror_request_answer(needed)
+        except (IntegrityError, OperationalError):
+            # dj-stripe inserts an object and what it refers to in one transaction, so two
+            # concurrent mirrors (a customer's, its card's) can collide or deadlock on
+            # PostgreSQL. Its transaction was rolled back; the next try finds the rows.
+            collisions += 1
+            if collisions > MAX_COLLISIONS or connection.in_atomic_block:
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * collisions)  # noqa: S311 - jitter only
     raise gateway.BillingError("Too many objects to mirror for one Stripe object.")
 
 

@@ -3,11 +3,10 @@ the renewal's `invoice.finalized` opens the next cycle's, once each however ofte
 webhooks arrive."""
 
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 
-from billing.models import Invoice
+from billing.models import Invoice, StripeEvent
 from billing.webhooks import on_invoice_finalized
 from licensing.models import CustomerPlan
 from tests.billing.test_plans import DAY, catalog, clock, end_trial, upgrade  # noqa: F401
@@ -63,7 +62,7 @@ def test_a_paid_plan_opens_its_cycle_and_the_renewal_opens_the_next(
     # The invoice.finalized handler alone opens the next cycle too (whatever came first).
     second_id = second.pk
     second.delete()
-    on_invoice_finalized(sender=None, event=SimpleNamespace(data=finalized[0].data))
+    on_invoice_finalized(StripeEvent.objects.get(pk=finalized[0].id))
     reopened = Invoice.objects.get(customer=customer, period_start=renewed.current_period_start)
     assert reopened.pk != second_id
     assert Invoice.objects.filter(customer=customer).count() == 2

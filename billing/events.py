@@ -8,7 +8,6 @@ for staff, and retried with backoff by the task and again by the reconcile."""
 
 import logging
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -64,8 +63,9 @@ def stripe_event_record(*, payload: dict, source: str) -> tuple[StripeEvent, boo
 
         # Robust: whatever happens to the queueing (or, in eager mode, to the processing),
         # the receipt has been stored and answers 2xx; the reconcile picks the event up.
+        event_id = event.pk
         transaction.on_commit(
-            partial(tasks.stripe_event_process.delay, event_id=event.pk), robust=True
+            lambda: tasks.stripe_event_process.delay(event_id=event_id), robust=True
         )
     return event, True
 

@@ -2,6 +2,7 @@
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 import stripe
@@ -118,3 +119,36 @@ def test_an_event_about_an_object_we_do_not_know_is_stored_and_ignored(
     assert response.status_code == 200
     assert StripeEvent.objects.get().status == "processed"
     assert not PaymentMethod.objects.exists()
+
+
+def test_processing_that_fails_on_stripe_is_recorded_retried_and_then_succeeds(
+    client, stripe_emulator, attached_event_body, django_capture_on_commit_callbacks
+):
+    # Stripe answers 500 to every fetch of the card for a while: the task's retries fail too.
+    stripe_emulator.faults.add(
+        {"kind": "error_500", "method": "GET", "path": "/v1/payment_methods", "count": 1000}
+    )
+    signature = sign(attached_event_body, endpoint_secret(stripe_emulator), int(time.time()))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, stripe_emulator, attached_event_body, signature)
+
+    assert response.status_code == 200  # stored: Stripe's trouble is not the receipt's
+    event = StripeEvent.objects.get()
+    # In the tests' eager mode Celery stops at asking for the retry; a worker runs it later,
+    # with backoff, and the same keys (they derive from the objects, not the attempt).
+    assert (event.status, event.attempts) == ("failed", 1)
+    assert event.last_error.startswith("GatewayUnavailable")
+    from billing.errors import GatewayUnavailable
+    from billing.tasks import stripe_event_process
+
+    assert stripe_event_process.autoretry_for == (GatewayUnavailable,)
+    assert stripe_event_process.retry_backoff
+    assert not PaymentMethod.objects.exists()
+
+    stripe_emulator.faults.clear()
+    from billing.events import events_reconcile
+
+    events_reconcile(now=event.received_at + timedelta(hours=1))  # a later pass retries it
+    event.refresh_from_db()
+    assert (event.status, event.last_error) == ("processed", "")
+    assert PaymentMethod.objects.count() == 1

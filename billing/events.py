@@ -72,11 +72,16 @@ def stripe_event_record(*, payload: dict, source: str) -> tuple[StripeEvent, boo
 
 def object_refresh(event: StripeEvent) -> None:
     """The default reaction: bring the event's object, as Stripe has it now, into the
-    mirror. An object Stripe no longer has, or one of a type not mirrored, is left."""
-    if event.object_type not in gateway.OBJECT_PATHS or event.type.endswith(".deleted"):
+    mirror; an object Stripe has deleted (or answers with its tombstone) leaves the mirror.
+    Types the portal does not mirror are left alone."""
+    if event.object_type not in gateway.OBJECT_PATHS:
         return
-    current = gateway.object_retrieve(object_type=event.object_type, object_id=event.object_id)
-    if current is not None and not current.get("deleted"):
+    current = None
+    if not event.type.endswith(".deleted"):
+        current = gateway.object_retrieve(object_type=event.object_type, object_id=event.object_id)
+    if current is None or current.get("deleted"):
+        mirror.object_forget(object_type=event.object_type, object_id=event.object_id)
+    else:
         mirror.object_mirror(current)
 
 

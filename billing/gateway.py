@@ -695,6 +695,7 @@ def test_clock_now(*, test_clock_id: str) -> int:
 
 # The API path of each object type the portal refreshes from an event.
 OBJECT_PATHS = {
+    "charge": "charges",
     "checkout.session": "checkout/sessions",
     "customer": "customers",
     "invoice": "invoices",
@@ -705,6 +706,7 @@ OBJECT_PATHS = {
     "product": "products",
     "setup_intent": "setup_intents",
     "subscription": "subscriptions",
+    "tax_id": "tax_ids",
 }
 
 

@@ -7,7 +7,8 @@ import random
 import time
 from dataclasses import dataclass
 
-from django.db import IntegrityError, OperationalError, connection
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import ProtectedError
 from djstripe import models as djstripe_models
 
 from . import gateway
@@ -85,6 +86,19 @@ def object_mirror(stripe_object: dict) -> None:
                 raise
             time.sleep(random.uniform(0.01, 0.05) * collisions)  # noqa: S311 - jitter only
     raise gateway.BillingError("Too many objects to mirror for one Stripe object.")
+
+
+def object_forget(*, object_type: str, object_id: str) -> None:
+    """Stripe no longer has the object: it leaves the mirror, unless mirrored objects still
+    point at it (a product its prices name), which keep it."""
+    model = MODELS.get(object_type)
+    if model is None:
+        return
+    try:
+        with transaction.atomic():
+            model.objects.filter(id=object_id).delete()
+    except ProtectedError:
+        logger.info("Kept %s %s in the mirror: other objects refer to it", object_type, object_id)
 
 
 def payment_method_mirror(stripe_payment_method: dict) -> None:

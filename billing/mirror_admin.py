@@ -1,6 +1,6 @@
 """dj-stripe's own admin pages, made fit for support staff: the mirror is Stripe's, so every
-page is read-only, and only the webhook log is listed on the admin index (the rest stays
-reachable by URL and from links). Applied from billing/admin.py, after dj-stripe has
+page is read-only, and none is listed on the admin index (they stay reachable by URL and
+from links). Applied from billing/admin.py, after dj-stripe has
 registered its ModelAdmins."""
 
 from django.contrib import admin
@@ -8,8 +8,9 @@ from django.db.models import Model
 
 from licensing.admin import ReadOnlyAdminMixin
 
-# Support staff look here to see what Stripe sent and whether it was processed.
-LISTED_ON_INDEX = frozenset({"webhookeventtrigger"})
+# None listed: what Stripe sent and whether it was processed is the portal's own Stripe
+# events list (billing.StripeEvent), since the portal's receiver stores events itself.
+LISTED_ON_INDEX: frozenset[str] = frozenset()
 EMPTY = "—"
 
 

@@ -48,6 +48,5 @@ REACTIONS: dict[str, Callable[[StripeEvent], None]] = {
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_changed,
-    "customer.subscription.trial_will_end": on_subscription_changed,
     "invoice.finalized": on_invoice_finalized,
 }

@@ -16,6 +16,7 @@ from django.utils import timezone
 from . import gateway, mirror
 from .errors import BillingError, GatewayUnavailable
 from .models import EventReconcile, StripeEvent
+from .webhook_events import WEBHOOK_EVENTS
 from .webhooks import REACTIONS
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,8 @@ def events_reconcile(*, now: datetime | None = None) -> EventReconcile:
     run = EventReconcile.objects.create(started_at=now, cursor=last.cursor if last else None)
     try:
         for payload in gateway.events_since(created_gte=int(since.timestamp())):
+            if payload["type"] not in WEBHOOK_EVENTS:
+                continue  # not sent to the endpoint either: uninterrupted delivery skips it
             run.listed += 1
             event, _new = stripe_event_record(payload=payload, source=StripeEvent.Source.RECONCILE)
             if event.status != StripeEvent.Status.PROCESSED and stripe_event_process(

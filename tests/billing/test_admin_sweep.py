@@ -49,6 +49,8 @@ def _value_for(field: models.Field, model: type[models.Model]):
         return {}
     if isinstance(field, models.UUIDField):
         return "00000000-0000-4000-8000-000000000000"
+    if isinstance(field, models.GenericIPAddressField):  # dj-stripe's webhook log, now unused
+        return "203.0.113.9"
     return field.choices[0][0] if field.choices else "sweep"
 
 

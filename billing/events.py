@@ -44,17 +44,17 @@ def stripe_event_record(*, payload: dict, source: str) -> tuple[StripeEvent, boo
     if existing:
         return existing, False
     obj = (payload.get("data") or {}).get("object") or {}
-    object_type = obj.get("object", "")
+    object_type = obj.get("object") or ""
     related = {field: _id(obj.get(field)) for field in RELATED_FIELDS.get(object_type, ())}
     try:
         with transaction.atomic():
             event = StripeEvent.objects.create(
                 event_id=payload["id"],
-                type=payload.get("type", ""),
+                type=payload.get("type") or "",
                 object_type=object_type,
-                object_id=obj.get("id", ""),
+                object_id=obj.get("id") or "",
                 related={k: v for k, v in related.items() if v},
-                stripe_created=datetime.fromtimestamp(payload.get("created", 0), UTC),
+                stripe_created=datetime.fromtimestamp(payload.get("created") or 0, UTC),
                 source=source,
             )
     except IntegrityError:  # the same event, delivered twice at once
@@ -75,8 +75,8 @@ def object_refresh(event: StripeEvent) -> None:
     """The default reaction: bring the event's object, as Stripe has it now, into the
     mirror; an object Stripe has deleted (or answers with its tombstone) leaves the mirror.
     Types the portal does not mirror are left alone."""
-    if event.object_type not in gateway.OBJECT_PATHS:
-        return
+    if event.object_type not in gateway.OBJECT_PATHS or not event.object_id:
+        return  # not mirrored, or nothing to fetch (invoice.upcoming's preview has no id)
     current = None
     if not event.type.endswith(".deleted"):
         current = gateway.object_retrieve(object_type=event.object_type, object_id=event.object_id)

@@ -124,7 +124,6 @@ def webhooks(events: int) -> None:
     """Webhook receipt (signature check, one row, the task queued) through the real view,
     in-process; then processing (fetch the object from the in-process emulator, mirror
     it through dj-stripe) of the stored events."""
-    import stripe
     from django.conf import settings
     from django.test import Client
     from djstripe.models import WebhookEndpoint
@@ -133,12 +132,13 @@ def webhooks(events: int) -> None:
     from billing.events import stripe_event_process
     from billing.models import StripeEvent
     from stripe_emulator import InProcessHTTPClient, emulator_in_process
+    from stripe_emulator.webhooks import sign
 
     emulator = emulator_in_process()
     http = InProcessHTTPClient(emulator, deliver_webhooks=False)
     settings.STRIPE_SECRET_KEY = "sk_test_" + "bench0webhooks0key0000000000"
     gateway.stripe_configure(transport=http)
-    api = stripe.StripeClient(settings.STRIPE_SECRET_KEY, http_client=http).v1
+    api = gateway.client().v1
     remote = api.webhook_endpoints.create({"url": "http://localhost/x", "enabled_events": ["*"]})
     endpoint = WebhookEndpoint.objects.create(
         id=remote.id, livemode=False, secret=remote.secret, url=remote.url, api_version="",
@@ -151,8 +151,7 @@ def webhooks(events: int) -> None:
     for event in listed:
         body = json.dumps(event, default=str)
         timestamp = int(time.time())
-        digest = stripe.WebhookSignature._compute_signature(f"{timestamp}.{body}", remote.secret)
-        bodies.append((body, f"t={timestamp},v1={digest}"))
+        bodies.append((body, sign(body.encode(), remote.secret, timestamp)))
     client = Client(HTTP_HOST="localhost")
     url = f"/stripe/webhook/{endpoint.djstripe_uuid}/"
     started = time.perf_counter()

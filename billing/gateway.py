@@ -565,19 +565,18 @@ def checkout_subscription_session_create(
 
 
 @translate_errors
-def checkout_open_subscription_sessions_expire(*, stripe_customer_id: str, keep: str) -> int:
-    """Expire the customer's other open upgrade sessions, so two tabs cannot both pay. A
-    session completed or expired meanwhile (by a concurrent request) is left as it is."""
+def checkout_sessions_expire(*, session_ids: list[str]) -> int:
+    """Expire these Checkout sessions, so an older tab cannot pay. A session completed or
+    expired meanwhile (by a concurrent request) is left as it is."""
     api = client().v1.checkout.sessions
     expired = 0
-    for session in api.list({"customer": stripe_customer_id, "status": "open", "limit": 100}):
-        if session.mode == "subscription" and session.id != keep:
-            try:
-                api.expire(session.id)
-            except stripe.InvalidRequestError as error:
-                logger.info("Session %s was not open any more: %s", session.id, error)
-                continue
-            expired += 1
+    for session_id in session_ids:
+        try:
+            api.expire(session_id)
+        except stripe.InvalidRequestError as error:
+            logger.info("Session %s was not open any more: %s", session_id, error)
+            continue
+        expired += 1
     return expired
 
 

@@ -105,6 +105,11 @@ def _subscription_apply(subscription: dict, *, source: str) -> list[Transition]:
     return transitions
 
 
+# A start expires the sessions of the generations just before its own; each start does so,
+# so only one left behind by a start that died midway can need more than the last one.
+OLDER_GENERATIONS_EXPIRED = 3
+
+
 def plan_upgrade_start(
     *,
     customer: Customer,
@@ -119,7 +124,7 @@ def plan_upgrade_start(
     One payable session at a time, however many clicks, tabs or concurrent requests: the
     account's open session for this plan is reused; otherwise the next generation's
     session is created under a key of (account, generation), so concurrent starts get
-    the same session from Stripe, and the older sessions are expired after."""
+    the same session from Stripe, and the older generations' sessions are expired after."""
     current = CustomerPlan.objects.filter(customer=customer).first()
     if current and current.is_live:
         raise AlreadySubscribed()
@@ -162,10 +167,14 @@ def plan_upgrade_start(
             )
     except IntegrityError:  # a concurrent start recorded this generation's session
         return UpgradeCheckout.objects.get(customer=customer, generation=generation).url
-    # Only then expire the others: two tabs cannot both pay.
-    gateway.checkout_open_subscription_sessions_expire(
-        stripe_customer_id=billing_info.stripe_id, keep=session_id
-    )
+    # Only then expire the older generations' sessions, so two tabs cannot both pay. Never
+    # "every open session but mine": a concurrent start of the next generation may have
+    # made its session and not recorded it yet, and each would expire the other's.
+    older = UpgradeCheckout.objects.filter(
+        customer=customer, generation__gte=generation - OLDER_GENERATIONS_EXPIRED,
+        generation__lt=generation,
+    ).values_list("session_id", flat=True)  # fmt: skip
+    gateway.checkout_sessions_expire(session_ids=list(older))
     return url
 
 

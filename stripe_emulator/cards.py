@@ -25,6 +25,12 @@ SIMULATED_CARDS: dict[str, SimulatedCard] = {
     "visa_debit": SimulatedCard("visa", "5556", funding="debit"),
     "mastercard": SimulatedCard("mastercard", "4444"),
     "amex": SimulatedCard("amex", "8431"),
+    "discover": SimulatedCard("discover", "1117"),
+    "diners": SimulatedCard("diners", "0004"),
+    "jcb": SimulatedCard("jcb", "0505"),
+    "unionpay": SimulatedCard("unionpay", "0005"),
+    "mastercard_debit": SimulatedCard("mastercard", "8210", funding="debit"),
+    "mastercard_prepaid": SimulatedCard("mastercard", "5100", funding="prepaid"),
     "chargeDeclined": SimulatedCard(
         "visa", "0002", decline_code="generic_decline", declines_on_attach=True
     ),
@@ -44,9 +50,15 @@ PAGE_TOKENS = (
 )
 
 
+def card_name(token: str) -> str | None:
+    """``pm_card_visa`` or ``tok_visa`` → ``visa``; anything else → None."""
+    for prefix in ("pm_card_", "tok_"):
+        if token.startswith(prefix) and token[len(prefix) :] in SIMULATED_CARDS:
+            return token[len(prefix) :]
+    return None
+
+
 def card_for_token(token: str) -> SimulatedCard | None:
     """``pm_card_visa`` or ``tok_visa`` → the visa test card; anything else → None."""
-    for prefix in ("pm_card_", "tok_"):
-        if token.startswith(prefix):
-            return SIMULATED_CARDS.get(token[len(prefix) :])
-    return None
+    name = card_name(token)
+    return SIMULATED_CARDS[name] if name else None

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import stripe.params as P
 
-from stripe_emulator.cards import SimulatedCard, card_for_token
+from stripe_emulator.cards import SimulatedCard, card_for_token, card_name
 from stripe_emulator.context import Context
 from stripe_emulator.errors import card_declined, invalid_request, resource_missing
-from stripe_emulator.ids import new_id, random_token
+from stripe_emulator.ids import new_id
 from stripe_emulator.render import paginate
 from stripe_emulator.routing import route
 from stripe_emulator.store import Obj
@@ -59,7 +60,7 @@ def _card_details(card: SimulatedCard, token: str) -> Obj:
         "display_brand": card.brand,
         "exp_month": 12,
         "exp_year": 2034,
-        "fingerprint": random_token(16),
+        "fingerprint": card_fingerprint(token),
         "funding": card.funding,
         "generated_from": None,
         "last4": card.last4,
@@ -68,6 +69,13 @@ def _card_details(card: SimulatedCard, token: str) -> Obj:
         "wallet": None,
         "regulated_status": "unregulated",
     }
+
+
+def card_fingerprint(token: str) -> str:
+    """Stripe's fingerprint is one per card number within an account: every payment method
+    made from the same test card (``pm_card_visa``, ``tok_visa``) carries the same one, so
+    a card entered twice can be told apart from two cards."""
+    return hashlib.sha256(f"fingerprint:{card_name(token)}".encode()).hexdigest()[:16]
 
 
 def simulated_card(payment_method: Obj) -> SimulatedCard:

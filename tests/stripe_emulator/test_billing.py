@@ -551,3 +551,47 @@ def test_listing_ended_subscriptions(in_process):
     api.subscriptions.cancel(subscription.id)
     assert [s.id for s in api.subscriptions.list({"status": "ended"}).data] == [subscription.id]
     assert api.subscriptions.list().data == []
+
+
+def _paid_with(api: Any, invoice_id: str) -> str:
+    """The payment method that paid an invoice, through its invoice payment."""
+    [payment] = api.invoice_payments.list({"invoice": invoice_id}).data
+    return api.payment_intents.retrieve(payment.payment.payment_intent).payment_method
+
+
+def test_a_renewal_charges_the_subscriptions_card_before_the_customers_default(in_process):
+    # As Stripe: the invoice's default payment method, then the subscription's, then the
+    # customer's invoice_settings.default_payment_method.
+    api = in_process.client.v1
+    customer, clock = _customer_with_card(api)  # a Visa, the customer's default
+    visa = api.customers.retrieve(customer.id).invoice_settings.default_payment_method
+    mastercard = api.payment_methods.attach("pm_card_mastercard", {"customer": customer.id})
+    subscription = api.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": _monthly(api, 1000).id}],
+         "default_payment_method": mastercard.id}
+    )  # fmt: skip
+    assert _paid_with(api, subscription.latest_invoice) == mastercard.id
+    item = subscription["items"].data[0]
+    advance_clock(api, clock.id, item.current_period_end + 7200)
+    renewal = api.invoices.list({"subscription": subscription.id}).data[0]
+    assert (renewal.billing_reason, renewal.status) == ("subscription_cycle", "paid")
+    assert _paid_with(api, renewal.id) == mastercard.id
+
+    cleared = api.subscriptions.update(subscription.id, {"default_payment_method": ""})
+    assert cleared.default_payment_method is None
+    period_end = api.subscriptions.retrieve(subscription.id)["items"].data[0].current_period_end
+    advance_clock(api, clock.id, period_end + 7200)
+    renewal = api.invoices.list({"subscription": subscription.id}).data[0]
+    assert (renewal.billing_reason, renewal.status) == ("subscription_cycle", "paid")
+    assert _paid_with(api, renewal.id) == visa
+
+
+def test_a_card_number_has_one_fingerprint_however_often_it_is_entered(in_process):
+    api = in_process.client.v1
+    customer = api.customers.create({})
+    first = api.payment_methods.attach("pm_card_visa", {"customer": customer.id})
+    again = api.payment_methods.create({"type": "card", "card": {"token": "tok_visa"}})
+    other = api.payment_methods.create({"type": "card", "card": {"token": "tok_mastercard"}})
+    assert first.id != again.id
+    assert first.card.fingerprint == again.card.fingerprint
+    assert other.card.fingerprint != first.card.fingerprint

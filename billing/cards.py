@@ -11,6 +11,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from djstripe import models as djstripe_models
 
 from accounts.models import Customer
 from licensing.models import CustomerPlan
@@ -103,7 +104,9 @@ def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMet
     """Make our row for one payment method follow Stripe's state, whatever the order in
     which the return page and the webhooks (attached, detached, checkout completed, setup
     intent succeeded) arrive: attached to a customer we know → recorded once, at the end of
-    the order; detached → gone. The first card becomes Stripe's default.
+    the order; detached → gone. The first card becomes Stripe's default. A card already on
+    file (same fingerprint and expiry), entered again through either Checkout, is listed
+    once: the copy is detached at Stripe and the card on file is returned.
 
     Returns the card as recorded, or None when it is not ours (or another sync of it is
     running and will record it)."""
@@ -111,7 +114,13 @@ def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMet
     def run() -> tuple[PaymentMethod | None, BillingInfo | None, str | None]:
         stripe_pm = gateway.payment_method_retrieve(payment_method_id=stripe_id)
         mirror.payment_method_mirror(stripe_pm)
-        return _payment_method_apply(stripe_pm, source=source)
+        outcome = _payment_method_apply(stripe_pm, source=source)
+        if outcome[0] is not None and outcome[0].stripe_id != stripe_id:
+            # The same card entered again: the copy goes (while this sync holds the claim,
+            # so a sync asked for meanwhile finds it detached), and removing the card we
+            # list removes it at Stripe too. Keyed by the copy: a retry changes nothing.
+            gateway.payment_method_detach(payment_method_id=stripe_id)
+        return outcome
 
     _ran, outcome = object_sync(stripe_id=stripe_id, run=run)
     card, billing_info, change = outcome or (None, None, None)
@@ -120,11 +129,31 @@ def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMet
     return card
 
 
+def _card_on_file(billing_info: BillingInfo, stripe_pm: dict) -> PaymentMethod | None:
+    """The card of this customer that `stripe_pm` is a copy of: Stripe gives a card number
+    one fingerprint per account, so the same fingerprint and expiry is the same card."""
+    details = stripe_pm.get("card") or {}
+    if not details.get("fingerprint"):
+        return None
+    cards = {card.stripe_id: card for card in billing_info.payment_methods.all()}
+    mirrored = djstripe_models.PaymentMethod.objects.filter(id__in=list(cards))
+    for row in mirrored.only("id", "stripe_data").order_by("id"):
+        on_file = row.stripe_data.get("card") or {}
+        if all(on_file.get(key) == details.get(key) for key in DUPLICATE_KEYS):
+            return cards[row.id]
+    return None
+
+
+# What makes two payment methods one card (their customer is the same by construction).
+DUPLICATE_KEYS = ("fingerprint", "exp_month", "exp_year")
+
+
 @transaction.atomic
 def _payment_method_apply(
     stripe_pm: dict, *, source: str
 ) -> tuple[PaymentMethod | None, BillingInfo | None, str | None]:
-    """(card, its billing info, the change to tell Stripe about, if any)."""
+    """(card, its billing info, the change to tell Stripe about, if any). A copy of a card
+    on file comes back as the card on file, for the caller to detach the copy."""
     stripe_id = stripe_pm["id"]
     stripe_customer = stripe_pm["customer"]  # an id: the gateway does not expand it
     billing_info = (
@@ -140,6 +169,16 @@ def _payment_method_apply(
         return None, None, None
     if existing:
         return existing, None, None
+    on_file = _card_on_file(billing_info, stripe_pm)
+    if on_file is not None:
+        _timeline(
+            billing_info,
+            "card_already_on_file",
+            source,
+            payment_method=stripe_id,
+            kept=on_file.stripe_id,
+        )
+        return on_file, None, None
     last = billing_info.payment_methods.aggregate(last=Max("order"))["last"]
     card = PaymentMethod.objects.create(
         billing_info=billing_info, stripe_id=stripe_id, order=0 if last is None else last + 1
@@ -231,11 +270,17 @@ def _reorder(billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: st
     return None
 
 
-def payment_method_remove(*, card: PaymentMethod) -> None:
-    """Detach the card at Stripe and forget it. The last card stays while a paid plan is on."""
+def payment_method_removal_check(*, card: PaymentMethod) -> None:
+    """Raise CannotRemoveLastCard when this is the last card and a paid plan renews with it."""
     billing_info = card.billing_info
     if billing_info.payment_methods.count() == 1 and billing_info_has_live_plan(billing_info):
         raise CannotRemoveLastCard()
+
+
+def payment_method_remove(*, card: PaymentMethod) -> None:
+    """Detach the card at Stripe and forget it. The last card stays while a paid plan is on."""
+    billing_info = card.billing_info
+    payment_method_removal_check(card=card)
     gateway.payment_method_detach(payment_method_id=card.stripe_id)
     with transaction.atomic():
         BillingInfo.objects.select_for_update().filter(pk=billing_info.pk).first()

@@ -672,6 +672,24 @@ def subscription_change_price(
 
 
 @translate_errors
+def subscription_default_payment_method_clear(
+    *, subscription_id: str, payment_method_id: str
+) -> dict:
+    """Take the subscription's own card away, so Stripe charges the customer's default
+    (our primary) instead: Stripe tries the invoice's, then the subscription's, then the
+    customer's default payment method. Keyed by the card it removes."""
+    return as_json(
+        client().v1.subscriptions.update(
+            subscription_id,
+            {"default_payment_method": ""},
+            {"idempotency_key": idempotency_key(
+                "subscription-pm-clear", subscription_id, payment_method_id
+            )},
+        )
+    )  # fmt: skip
+
+
+@translate_errors
 def subscription_cancel_at_period_end_set(
     *, subscription_id: str, cancel: bool, request_key: str
 ) -> dict:

@@ -6,6 +6,7 @@ SENTENCES = {
     "stripe_customer_created": "Billing account opened at Stripe.",
     "card_added": "Card added.",
     "card_removed": "Card removed.",
+    "card_already_on_file": "Card entered again: it was already on file, so the copy was removed.",
     "card_reordered": "Cards reordered.",
     "card_made_primary": "Primary card changed; it is charged first.",
     "details_updated": "Billing details updated.",

@@ -33,6 +33,9 @@ STATUS_FROM_STRIPE = {
     "canceled": CustomerPlan.Status.CANCELED,
     "incomplete_expired": CustomerPlan.Status.CANCELED,
 }
+# Subscriptions that will still be charged: their own card is cleared (`subscription_sync`).
+# An ended one cannot be changed, and an incomplete one is settled by its first invoice.
+CARD_FOLLOWS_ORDER = {"trialing", "active", "past_due", "unpaid", "paused"}
 # Stripe wants a Checkout trial to end at least 48 hours ahead; shorter remainders are dropped.
 CHECKOUT_MIN_TRIAL = timedelta(hours=48)
 
@@ -58,11 +61,17 @@ def subscription_sync(*, subscription_id: str, source: str = "stripe") -> list[T
 
     def run() -> list[Transition]:
         subscription = gateway.subscription_retrieve(subscription_id=subscription_id)
-        mirror.object_mirror(subscription)
         card = subscription.get("default_payment_method")
         if card and not PaymentMethod.objects.filter(stripe_id=card).exists():
             # The card Checkout took for the subscription is one of the customer's cards too.
             payment_method_sync(stripe_id=card, source=source)
+        if card and subscription["status"] in CARD_FOLLOWS_ORDER:
+            # Checkout sets the subscription's own card, which Stripe charges before the
+            # customer's default: without it, renewals and retries go to our primary card.
+            subscription = gateway.subscription_default_payment_method_clear(
+                subscription_id=subscription_id, payment_method_id=card
+            )
+        mirror.object_mirror(subscription)
         return _subscription_apply(subscription, source=source)
 
     _ran, transitions = object_sync(stripe_id=subscription_id, run=run)
@@ -188,6 +197,11 @@ def plan_upgrade_complete(*, customer: Customer, session_id: str) -> list[Transi
     if subscription_id is None:
         return []
     return subscription_sync(subscription_id=subscription_id, source="portal")
+
+
+def plan_live(*, customer: Customer) -> CustomerPlan:
+    """The customer's plan that is on (trial included); BillingError when there is none."""
+    return _live_plan(customer)
 
 
 def _live_plan(customer: Customer) -> CustomerPlan:

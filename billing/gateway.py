@@ -634,18 +634,23 @@ def subscription_change_preview(
     item_id: str,
     price_id: str,
     proration_date: int,
+    trial_end_now: bool = False,
 ) -> dict:
-    """The invoice Stripe would issue at once for switching the item to another price."""
+    """The invoice Stripe would issue at once for switching the item to another price
+    (and, with `trial_end_now`, ending the trial: the new price's first period)."""
+    details: dict[str, Any] = {
+        "items": [{"id": item_id, "price": price_id}],
+        "proration_behavior": "always_invoice",
+        "proration_date": proration_date,
+    }
+    if trial_end_now:
+        details["trial_end"] = "now"
     return as_json(
         client().v1.invoices.create_preview(
             {
                 "customer": stripe_customer_id,
                 "subscription": subscription_id,
-                "subscription_details": {
-                    "items": [{"id": item_id, "price": price_id}],
-                    "proration_behavior": "always_invoice",
-                    "proration_date": proration_date,
-                },
+                "subscription_details": details,
             }
         )
     )  # fmt: skip
@@ -653,17 +658,26 @@ def subscription_change_preview(
 
 @translate_errors
 def subscription_change_price(
-    *, subscription_id: str, item_id: str, price_id: str, proration_date: int
+    *,
+    subscription_id: str,
+    item_id: str,
+    price_id: str,
+    proration_date: int,
+    trial_end_now: bool = False,
 ) -> dict:
-    """Switch now, invoicing the proration at once, at the moment the preview priced."""
+    """Switch now, invoicing the proration at once, at the moment the preview priced; with
+    `trial_end_now`, the trial ends too and the new price's first period is charged."""
+    params: dict[str, Any] = {
+        "items": [{"id": item_id, "price": price_id}],
+        "proration_behavior": "always_invoice",
+        "proration_date": proration_date,
+    }
+    if trial_end_now:
+        params["trial_end"] = "now"
     return as_json(
         client().v1.subscriptions.update(
             subscription_id,
-            {
-                "items": [{"id": item_id, "price": price_id}],
-                "proration_behavior": "always_invoice",
-                "proration_date": proration_date,
-            },
+            params,
             {"idempotency_key": idempotency_key(
                 "change-plan", subscription_id, price_id, proration_date
             )},

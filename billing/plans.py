@@ -217,6 +217,13 @@ class PlanChangePreview:
     currency: str
     proration_date: int
     lines: list[tuple[str, int]]
+    ends_trial: bool = False
+
+
+def plan_change_ends_trial(*, current: CustomerPlan, plan: Plan) -> bool:
+    """A plan without a trial cannot be trialled: switching to it in a trial ends the trial
+    now, and its first period is charged at once."""
+    return current.status == CustomerPlan.Status.TRIALING and not plan.trial_allowed
 
 
 def plan_change_preview(*, customer: Customer, plan: Plan) -> PlanChangePreview:
@@ -229,13 +236,24 @@ def plan_change_preview(*, customer: Customer, plan: Plan) -> PlanChangePreview:
     test_clock = subscription.get("test_clock")
     if test_clock:  # a test clock's subscription lives at the clock's time
         proration_date = gateway.test_clock_now(test_clock_id=test_clock)
+    ends_trial = plan_change_ends_trial(current=current, plan=plan)
     invoice = gateway.subscription_change_preview(
         stripe_customer_id=subscription["customer"],
         subscription_id=current.subscription_id,
         item_id=subscription_item(subscription)["id"],
         price_id=_price_id(plan),
         proration_date=proration_date,
+        trial_end_now=ends_trial,
     )
+    if ends_trial:  # the whole invoice is issued now: the new plan's first period
+        lines = [(line["description"], line["amount"]) for line in invoice["lines"]["data"]]
+        return PlanChangePreview(
+            amount_due=invoice["amount_due"],
+            currency=invoice["currency"],
+            proration_date=proration_date,
+            lines=lines,
+            ends_trial=True,
+        )
     # The preview is the next invoice: prorations and the next renewal. What the switch
     # invoices at once is the prorations (Stripe marks them), with a credit kept, not paid.
     prorations = [
@@ -271,6 +289,7 @@ def plan_change(*, customer: Customer, plan: Plan, proration_date: int) -> list[
         item_id=subscription_item(subscription)["id"],
         price_id=_price_id(plan),
         proration_date=proration_date,
+        trial_end_now=plan_change_ends_trial(current=current, plan=plan),
     )
     return subscription_sync(subscription_id=current.subscription_id, source="portal")
 

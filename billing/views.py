@@ -237,13 +237,48 @@ def payment_method_make_primary(request, stripe_id: str):
 @customer_required
 @email_verified_required
 def payment_method_remove(request, stripe_id: str):
+    """The Remove button asks once more, with what removing this card changes; the form
+    of that page (confirm=yes) removes it."""
     card = _card_or_404(request, stripe_id)
     try:
+        if request.POST.get("confirm") != "yes":
+            cards.payment_method_removal_check(card=card)
+            return _remove_confirm(request, card)
         cards.payment_method_remove(card=card)
     except errors.BillingError as error:
         return _billing_error(request, error)
     messages.success(request, "The card was removed.")
     return redirect("billing:payment_methods")
+
+
+def _remove_confirm(request, card: PaymentMethod):
+    shown = _cards(request.customer)
+    [this] = [view for view in shown if view.stripe_id == card.stripe_id]
+    others = [view for view in shown if view.stripe_id != card.stripe_id]
+    name = f"{this.brand.title()} ending {this.last4}"
+    consequences = [f"{name} is detached from your account at our payment provider."]
+    if not others:
+        consequences.append("You will have no card on file.")
+    elif this.order == 0:
+        following = others[0]
+        consequences.append(
+            f"{following.brand.title()} ending {following.last4} becomes your primary card: "
+            "payments due are charged to it first."
+        )
+    else:
+        consequences.append("Your primary card stays as it is.")
+    return render(
+        request,
+        "billing/confirm.html",
+        {
+            "title": f"Remove {name}?",
+            "consequences": consequences,
+            "action": reverse("billing:payment_method_remove", args=[card.stripe_id]),
+            "confirm_label": "Remove the card",
+            "back_url": reverse("billing:payment_methods"),
+            "back_label": "Keep it",
+        },
+    )
 
 
 @billing_required
@@ -419,13 +454,47 @@ CANCEL_MESSAGES = {
 @billing_required
 @customer_required
 def plan_cancel_at_period_end(request, cancel: bool):
-    """Cancel at the end of the paid period (plan/cancel/), or resume before (plan/resume/)."""
+    """Cancel at the end of the paid period (plan/cancel/), or resume before (plan/resume/).
+    Cancelling asks once more, with when the plan ends; that page's form (confirm=yes)
+    cancels."""
     try:
+        if cancel and request.POST.get("confirm") != "yes":
+            return _cancel_confirm(request, plan_services.plan_live(customer=request.customer))
         plan_services.plan_cancel_at_period_end(customer=request.customer, cancel=cancel)
     except errors.BillingError as error:
         return _plans_error(request, error)
     messages.success(request, CANCEL_MESSAGES[cancel])
     return redirect("billing:plans")
+
+
+def _cancel_confirm(request, current: CustomerPlan):
+    name, ends = current.plan.name, current.current_period_end
+    when = f"on {ends:%-d %B %Y}" if ends else "at the end of the current period"
+    if current.status == CustomerPlan.Status.TRIALING:
+        consequences = [
+            f"Your {name} plan ends with your trial, {when}, and its paid features stop then.",
+            "Nothing is charged: the first payment, due when the trial ends, is not taken.",
+        ]
+    else:
+        consequences = [
+            f"Your {name} plan ends {when}, at the close of the period you paid for, and its "
+            "paid features stop then.",
+            "It does not renew: its price is not charged again. What you use until then "
+            "is billed at the period's close.",
+        ]
+    consequences.append("You can resume the plan until then.")
+    return render(
+        request,
+        "billing/confirm.html",
+        {
+            "title": f"Cancel your {name} plan?",
+            "consequences": consequences,
+            "action": reverse("billing:plan_cancel"),
+            "confirm_label": "Cancel the plan",
+            "back_url": reverse("billing:plans"),
+            "back_label": f"Keep {name}",
+        },
+    )
 
 
 # --- Invoices and usage -----------------------------------------------------------------------

@@ -16,17 +16,49 @@ def customer_billing_contacts(*, customer: Customer) -> list[str]:
     )
 
 
-def plan_email_send(*, customer_id: str, template: str, plan_code: str) -> None:
-    """Tell the account's owners and billing members what happened to their plan."""
+def plan_email_send(
+    *,
+    customer_id: str,
+    template: str,
+    plan_code: str,
+    previous_plan_code: str = "",
+    previous_status: str = "",
+) -> None:
+    """Tell the account's owners and billing members what happened to their plan. A change
+    names the plan it came from, so its email can say what the switch did: nothing charged
+    in a trial, the trial ended, the difference charged (upgrade) or credited (downgrade)."""
     customer = Customer.objects.get(pk=customer_id)
     plan = Plan.objects.get(code=plan_code)
     customer_plan = CustomerPlan.objects.filter(customer=customer).first()
-    for email in customer_billing_contacts(customer=customer):
-        email_send(
-            to=email,
-            template=template,
-            context={"customer": customer, "plan": plan, "customer_plan": customer_plan},
+    previous_plan = Plan.objects.filter(code=previous_plan_code).first()
+    context = {"customer": customer, "plan": plan, "customer_plan": customer_plan}
+    if previous_plan is not None:
+        is_trialing = customer_plan is not None and customer_plan.status == "trialing"
+        change = _change_kind(
+            previous_plan=previous_plan,
+            plan=plan,
+            was_trialing=previous_status == CustomerPlan.Status.TRIALING,
+            is_trialing=is_trialing,
         )
+        context.update(previous_plan=previous_plan, change=change)
+    for email in customer_billing_contacts(customer=customer):
+        email_send(to=email, template=template, context=context)
+
+
+def _change_kind(*, previous_plan: Plan, plan: Plan, was_trialing: bool, is_trialing: bool) -> str:
+    """What a switch did to the money: `trial` (nothing charged yet), `trial_ended` (the
+    first payment taken now), `upgrade` (the difference charged), `downgrade` (the
+    difference credited to the account) or `same_price`."""
+    if is_trialing:
+        return "trial"
+    if was_trialing:
+        return "trial_ended"
+    old, new = previous_plan.amount or 0, plan.amount or 0
+    if new > old:
+        return "upgrade"
+    if new < old:
+        return "downgrade"
+    return "same_price"
 
 
 def trial_ending_email_send(*, customer_id: str) -> None:

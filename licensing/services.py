@@ -158,6 +158,13 @@ def customer_plan_apply(
 
     from . import tasks
 
+    # What the plan was before, so a change's email can say upgrade or downgrade, and
+    # whether the switch ended a trial.
+    before = (
+        {"previous_plan_code": current.plan.code, "previous_status": current.status}
+        if current is not None
+        else {}
+    )
     for transition in transitions:
         if transition in EMAILED:
             transaction.on_commit(
@@ -166,6 +173,7 @@ def customer_plan_apply(
                     customer_id=customer.customer_id,
                     template=str(transition),
                     plan_code=plan.code,
+                    **(before if transition == Transition.CHANGED else {}),
                 )
             )
     return transitions

@@ -11,8 +11,21 @@ from . import notifications
 @shared_task(
     autoretry_for=(smtplib.SMTPException, ConnectionError), retry_backoff=True, max_retries=5
 )
-def plan_email_send(*, customer_id: str, template: str, plan_code: str) -> None:
-    notifications.plan_email_send(customer_id=customer_id, template=template, plan_code=plan_code)
+def plan_email_send(
+    *,
+    customer_id: str,
+    template: str,
+    plan_code: str,
+    previous_plan_code: str = "",
+    previous_status: str = "",
+) -> None:
+    notifications.plan_email_send(
+        customer_id=customer_id,
+        template=template,
+        plan_code=plan_code,
+        previous_plan_code=previous_plan_code,
+        previous_status=previous_status,
+    )
 
 
 @shared_task(

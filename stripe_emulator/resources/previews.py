@@ -93,6 +93,11 @@ def _subscription_preview(ctx: Context, params: dict[str, Any]) -> Obj:
     start, end = subscription_period(ctx.store, subscription)
     at = details.get("proration_date") or ctx.now(subscription["test_clock"])
     behavior = details.get("proration_behavior", "create_prorations")
+    if details.get("trial_end") == "now" and subscription["status"] == "trialing":
+        # Ending the trial now starts a paid period now: nothing to prorate, the new
+        # period's price is the invoice (as the update with trial_end=now issues it).
+        start = end = at
+        behavior = "none"
     preview = invoice_build(
         ctx,
         customer,

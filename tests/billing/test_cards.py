@@ -19,6 +19,11 @@ from licensing.catalog import catalog_read
 from licensing.models import Plan
 
 CARDS_URL = reverse("billing:payment_methods")
+# Ten test cards of different numbers: the same number twice is one card, listed once.
+DISTINCT_CARDS = [
+    "visa", "visa_debit", "mastercard", "amex", "discover",
+    "diners", "jcb", "unionpay", "mastercard_debit", "mastercard_prepaid",
+]  # fmt: skip
 
 
 def start_add_card(client) -> str:
@@ -119,7 +124,7 @@ def test_reorder_make_primary_and_remove(
 ):
     first = add_card(signed_in_client, stripe_emulator)
     second = add_card(signed_in_client, stripe_emulator, "pm_card_mastercard")
-    third = add_card(signed_in_client, stripe_emulator)
+    third = add_card(signed_in_client, stripe_emulator, "pm_card_amex")
 
     signed_in_client.post(reverse("billing:payment_method_move_down", args=[first]))
     assert card_order(membership.customer) == [second, first, third]
@@ -132,7 +137,9 @@ def test_reorder_make_primary_and_remove(
     signed_in_client.post(reverse("billing:payment_method_move_up", args=[first]))
     assert card_order(membership.customer) == [third, first, second]
 
-    response = signed_in_client.post(reverse("billing:payment_method_remove", args=[third]))
+    response = signed_in_client.post(
+        reverse("billing:payment_method_remove", args=[third]), {"confirm": "yes"}
+    )
     assert response.status_code == 302
     stripe_emulator.deliver()
     assert card_order(membership.customer) == [first, second]
@@ -269,10 +276,12 @@ def test_cards_page_asks_stripe_nothing_and_its_queries_do_not_grow(
         customer=membership.customer, email="owner@example.com"
     ).stripe_id
 
+    tokens = iter(f"pm_card_{name}" for name in DISTINCT_CARDS)
+
     def attach_cards(count):
         for _ in range(count):
             pm = stripe_client.v1.payment_methods.attach(
-                "pm_card_visa", {"customer": stripe_customer}
+                next(tokens), {"customer": stripe_customer}
             )
             payment_method_sync(stripe_id=pm.id)
 
@@ -347,7 +356,7 @@ def test_the_last_card_stays_while_a_paid_plan_is_active(
 
     # With a second card, the first can go.
     second = add_card(signed_in_client, stripe_emulator, "pm_card_mastercard")
-    signed_in_client.post(reverse("billing:payment_method_remove", args=[pm]))
+    signed_in_client.post(reverse("billing:payment_method_remove", args=[pm]), {"confirm": "yes"})
     assert card_order(membership.customer) == [second]
 
 

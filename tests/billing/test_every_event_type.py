@@ -75,7 +75,9 @@ def portal_journey(client, membership, stripe_emulator, stripe_client) -> dict[s
     # Two tabs on the plans page, two plans: opening the second Checkout expires the first.
     # (Two tabs of one plan share one session.)
     start_upgrade(client, "pro")
-    page = follow(client, stripe_emulator.complete_checkout(start_upgrade(client, "starter")))
+    # Another card than the one on file (the same card again would be listed once).
+    checkout = start_upgrade(client, "starter")
+    page = follow(client, stripe_emulator.complete_checkout(checkout, "pm_card_amex"))
     assert page.status_code == 200
     stripe_emulator.deliver()
     plan = CustomerPlan.objects.get(customer=customer)
@@ -83,7 +85,9 @@ def portal_journey(client, membership, stripe_emulator, stripe_client) -> dict[s
 
     second_card = add_card(client, stripe_emulator, "pm_card_mastercard")
     api.payment_methods.update(second_card, {"billing_details": {"name": "Ada Lovelace"}})
-    response = client.post(reverse("billing:payment_method_remove", args=[second_card]))
+    response = client.post(
+        reverse("billing:payment_method_remove", args=[second_card]), {"confirm": "yes"}
+    )
     assert response.status_code == 302 and response.url == CARDS_URL
     stripe_emulator.deliver()
 
@@ -99,7 +103,7 @@ def portal_journey(client, membership, stripe_emulator, stripe_client) -> dict[s
     subscription = api.subscriptions.retrieve(plan.subscription_id)
     stripe_emulator.advance_clock(clock.id, subscription.trial_end + 2 * 3600)
     assert CustomerPlan.objects.get(customer=customer).status == "active"
-    assert client.post(reverse("billing:plan_cancel")).status_code == 302
+    assert client.post(reverse("billing:plan_cancel"), {"confirm": "yes"}).status_code == 302
     stripe_emulator.deliver()
     subscription = api.subscriptions.retrieve(plan.subscription_id)
     period_end = subscription["items"].data[0].current_period_end

@@ -34,7 +34,9 @@ def test_a_dump_holds_no_billing_details(
     save_details(signed_in_client, **ENTERED, line2="Suite 9")
     second = add_card(signed_in_client, stripe_emulator, "pm_card_mastercard")
     signed_in_client.post(reverse("billing:payment_method_make_primary", args=[second]))
-    signed_in_client.post(reverse("billing:payment_method_remove", args=[first]))
+    signed_in_client.post(
+        reverse("billing:payment_method_remove", args=[first]), {"confirm": "yes"}
+    )
     stripe_emulator.deliver()
 
     # The details are at Stripe, and the mirror and webhook log did see the journey.

@@ -133,7 +133,7 @@ def run_journey(client, membership, stripe_emulator, stripe_client, clock, *, fa
     assert CustomerPlan.objects.get(customer=customer).plan.code == "pro"
 
     step()
-    client.post(reverse("billing:plan_cancel"))
+    client.post(reverse("billing:plan_cancel"), {"confirm": "yes"})
     stripe_emulator.deliver()
     assert CustomerPlan.objects.get(customer=customer).cancel_at_period_end
     step()
@@ -141,7 +141,7 @@ def run_journey(client, membership, stripe_emulator, stripe_client, clock, *, fa
     stripe_emulator.deliver()
     assert not CustomerPlan.objects.get(customer=customer).cancel_at_period_end
     step()
-    client.post(reverse("billing:plan_cancel"))
+    client.post(reverse("billing:plan_cancel"), {"confirm": "yes"})
     stripe_emulator.deliver()
 
     step()

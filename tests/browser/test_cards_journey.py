@@ -41,6 +41,10 @@ def test_signup_add_two_cards_reorder_and_remove(page, stripe_over_http, other_m
     expect(page.locator(".card-row", has_text="Mastercard").get_by_text("Primary")).to_be_visible()
 
     page.locator(".card-row", has_text="Visa").get_by_role("button", name="Remove").click()
+    # Asked once more, with what it changes, before anything is removed.
+    expect(page.get_by_role("heading", name="Remove Visa ending 4242?")).to_be_visible()
+    expect(page.get_by_text("Your primary card stays as it is.")).to_be_visible()
+    page.get_by_role("button", name="Remove the card").click()
     expect(page.get_by_text("The card was removed.")).to_be_visible()
     expect_cards(page, ["Mastercard ending 4444"])
 

@@ -14,6 +14,7 @@ from django.db.models import Max
 from djstripe import models as djstripe_models
 
 from accounts.models import Customer
+from audit.models import Entry
 from licensing.models import CustomerPlan
 from licensing.services import LIVE_STATUSES
 
@@ -202,18 +203,25 @@ def _payment_method_forget(
 
 def checkout_setup_complete(
     *, session_id: str, billing_info: BillingInfo | None = None
-) -> PaymentMethod | None:
-    """Record the card a setup-mode Checkout Session collected. With `billing_info` (the
-    return page), a session of another Stripe customer is refused with LookupError."""
+) -> tuple[PaymentMethod | None, bool]:
+    """Record the card a setup-mode Checkout Session collected: (the card as listed,
+    whether it was on file already). With `billing_info` (the return page), a session of
+    another Stripe customer is refused with LookupError."""
     stripe_customer, payment_method = gateway.checkout_session_setup_result(session_id=session_id)
     if billing_info is not None and stripe_customer != billing_info.stripe_id:
         raise LookupError(session_id)
     if payment_method is None:
-        return None
+        return None, False
     card = payment_method_sync(stripe_id=payment_method, source="portal")
     if card is None:  # a webhook's sync of it was running: it has recorded it by now
         card = PaymentMethod.objects.filter(stripe_id=payment_method).first()
-    return card
+    if card is None:  # …or found it a copy of a card on file, and detached it
+        copy = Entry.objects.filter(
+            kind="card_already_on_file", data__payment_method=payment_method
+        )
+        kept = copy.values_list("data__kept", flat=True).first()
+        card = PaymentMethod.objects.filter(stripe_id=kept).first() if kept else None
+    return card, card is not None and card.stripe_id != payment_method
 
 
 def payment_method_move(*, card: PaymentMethod, offset: int) -> None:

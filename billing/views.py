@@ -188,13 +188,17 @@ def payment_method_added(request):
     if not session_id.startswith("cs_") or billing_info is None:
         raise Http404("No such session")
     try:
-        card = cards.checkout_setup_complete(session_id=session_id, billing_info=billing_info)
+        card, on_file = cards.checkout_setup_complete(
+            session_id=session_id, billing_info=billing_info
+        )
     except LookupError:
         raise Http404("No such session") from None
     except errors.BillingError as error:
         return _billing_error(request, error)
     if card is None:
         messages.info(request, "The card is still being confirmed; it will appear shortly.")
+    elif on_file:
+        messages.info(request, "That card is already on file: it is listed once, where it was.")
     else:
         messages.success(request, "Your card was added.")
     return redirect("billing:payment_methods")

@@ -71,12 +71,29 @@ class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
 
 
+class DriftFilter(admin.SimpleListFilter):
+    """The invoices whose last drift check found Stripe's figure differing from ours: a
+    renewal held for that is waiting for staff."""
+
+    title = "drift"
+    parameter_name = "drift"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Stripe differs from our ledger")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(drift_stripe_amount__isnull=False)
+        return queryset
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Our invoices: computed from the ledgers, never edited by hand."""
 
-    list_display = ["customer", "period_start", "period_end", "status", "number", "synced_at"]
-    list_filter = ["status"]
+    list_display = ["customer", "period_start", "period_end", "status", "number", "synced_at",
+                    "drift_ledger_amount", "drift_stripe_amount"]  # fmt: skip
+    list_filter = ["status", DriftFilter]
     search_fields = ["customer__customer_id", "number", "stripe_invoice_id"]
     list_select_related = ["customer"]
     inlines = [InvoiceLineInline]

@@ -722,6 +722,88 @@ def test_clock_now(*, test_clock_id: str) -> int:
     return client().v1.test_helpers.test_clocks.retrieve(test_clock_id).frozen_time
 
 
+# --- Invoice items and renewal drafts (invoice_sync) ------------------------------------------
+
+
+@translate_errors
+def invoice_item_create(
+    *,
+    stripe_customer_id: str,
+    amount: int,
+    currency: str,
+    description: str,
+    period: tuple[int, int],
+    metadata: dict[str, str],
+    subscription_id: str | None = None,
+    invoice_id: str | None = None,
+    key: str,
+) -> dict:
+    """A pending item of the subscription's next invoice, or an item on a draft."""
+    params: dict[str, Any] = {
+        "customer": stripe_customer_id,
+        "amount": amount,
+        "currency": currency,
+        "description": description,
+        "period": {"start": period[0], "end": period[1]},
+        "metadata": metadata,
+    }
+    if invoice_id:
+        params["invoice"] = invoice_id
+    elif subscription_id:
+        params["subscription"] = subscription_id
+    created = client().v1.invoice_items.create(params, {"idempotency_key": key})
+    return as_json(created)
+
+
+@translate_errors
+def invoice_item_update(*, item_id: str, amount: int, description: str, key: str) -> dict:
+    updated = client().v1.invoice_items.update(
+        item_id, {"amount": amount, "description": description}, {"idempotency_key": key}
+    )
+    return as_json(updated)
+
+
+@translate_errors
+def invoice_item_delete(*, item_id: str) -> None:
+    """Delete an item; one already gone is as good (a retried delete)."""
+    try:
+        client().v1.invoice_items.delete(item_id)
+    except stripe.InvalidRequestError as error:
+        if not _missing(error):
+            raise
+
+
+@translate_errors
+def invoice_items_list(*, stripe_customer_id: str, invoice_id: str | None = None) -> list[dict]:
+    """The customer's pending items, or the items on one invoice."""
+    params: dict[str, Any] = {"customer": stripe_customer_id, "limit": 100}
+    if invoice_id:
+        params["invoice"] = invoice_id
+    else:
+        params["pending"] = True
+    listed = client().v1.invoice_items.list(params)
+    return [as_json(item) for item in listed.auto_paging_iter()]
+
+
+@translate_errors
+def invoice_hold(*, invoice_id: str) -> dict:
+    """Keep a draft a draft (`auto_advance=false`) until it is finalized explicitly.
+    No key: holding twice is harmless."""
+    return as_json(client().v1.invoices.update(invoice_id, {"auto_advance": False}))
+
+
+@translate_errors
+def invoice_finalize(*, invoice_id: str) -> dict:
+    """Finalize a held draft and let Stripe collect it at once."""
+    return as_json(
+        client().v1.invoices.finalize_invoice(
+            invoice_id,
+            {"auto_advance": True},
+            {"idempotency_key": idempotency_key("invoice-finalize", invoice_id)},
+        )
+    )
+
+
 # --- Events (the reconcile) and objects by type ------------------------------------------------
 
 # The API path of each object type the portal refreshes from an event.

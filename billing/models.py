@@ -119,6 +119,15 @@ class Invoice(models.Model):
     synced_at = models.DateTimeField(
         null=True, blank=True, help_text="When the lines were last synced to Stripe."
     )
+    # The last drift check's figures when Stripe and our ledger disagreed; both empty once
+    # they agree again (the audit ledger keeps every drift seen).
+    drift_ledger_amount = models.BigIntegerField(
+        null=True, blank=True, help_text="Our ledger's figure when Stripe's differed."
+    )
+    drift_stripe_amount = models.BigIntegerField(
+        null=True, blank=True, help_text="Stripe's figure when it differed from our ledger."
+    )
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = InvoiceQuerySet.as_manager()
@@ -141,6 +150,10 @@ class Invoice(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    @property
+    def has_drift(self) -> bool:
+        return self.drift_stripe_amount is not None
 
 
 class InvoiceLine(models.Model):
@@ -177,6 +190,9 @@ class InvoiceLine(models.Model):
     synced_quantity = models.BigIntegerField(null=True, blank=True)
     synced_amount = models.BigIntegerField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    sync_version = models.PositiveIntegerField(
+        default=0, help_text="Writes made to Stripe for this line: part of their keys."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

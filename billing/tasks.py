@@ -23,3 +23,12 @@ def events_reconcile() -> int:
     from .events import events_reconcile as reconcile
 
     return reconcile().repaired
+
+
+@shared_task
+def invoices_sync() -> int:
+    """Run by beat (CELERY_BEAT_SCHEDULE): the current invoices to Stripe, by diff. An
+    invoice that fails is left for the next run, with the same keys."""
+    from .invoice_sync import invoices_sync as sync
+
+    return sum(result.writes for result in sync())

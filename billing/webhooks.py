@@ -5,7 +5,7 @@ no reaction here are only mirrored (`events.object_refresh`)."""
 
 from collections.abc import Callable
 
-from . import cards, gateway, invoicing, mirror, plans
+from . import cards, gateway, invoice_sync, invoicing, mirror, plans
 from .models import StripeEvent
 
 
@@ -29,12 +29,23 @@ def on_subscription_changed(event: StripeEvent) -> None:
     plans.subscription_sync(subscription_id=event.object_id)
 
 
-def on_invoice_finalized(event: StripeEvent) -> None:
-    """A cycle's invoice is final at Stripe: the subscription has moved on, so follow it,
-    which opens the next cycle's current invoice. The invoice is fetched once, and mirrored."""
+def on_invoice_created(event: StripeEvent) -> None:
+    """A renewal's draft: held, our closed cycle's lines synced onto it, finalized only
+    when its total is our ledger's."""
+    invoice_sync.invoice_renewal_settle(stripe_invoice_id=event.object_id)
     invoice = gateway.object_retrieve(object_type="invoice", object_id=event.object_id)
     if invoice is not None:
         mirror.object_mirror(invoice)
+
+
+def on_invoice_finalized(event: StripeEvent) -> None:
+    """A cycle's invoice is final at Stripe: recorded on ours, which closes; the
+    subscription has moved on, so follow it, which opens the next cycle's current invoice.
+    The invoice is fetched once, and mirrored."""
+    invoice = gateway.object_retrieve(object_type="invoice", object_id=event.object_id)
+    if invoice is not None:
+        mirror.object_mirror(invoice)
+        invoice_sync.invoice_finalized_record(stripe_invoice=invoice)
         if subscription_id := invoicing.stripe_invoice_subscription_id(invoice):
             plans.subscription_sync(subscription_id=subscription_id)
 
@@ -48,5 +59,6 @@ REACTIONS: dict[str, Callable[[StripeEvent], None]] = {
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_changed,
+    "invoice.created": on_invoice_created,
     "invoice.finalized": on_invoice_finalized,
 }

@@ -188,6 +188,13 @@ STRIPE_REFUSE_CALLS_IN_TRANSACTION = env.bool("STRIPE_REFUSE_CALLS_IN_TRANSACTIO
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
 # Without a key the portal runs with billing switched off: see billing.views.
 BILLING_ENABLED = bool(STRIPE_SECRET_KEY)
+# How often beat syncs the current invoices to Stripe, and the request rate a bulk sync
+# keeps under (Stripe allows about 25 a second in test mode, 100 live).
+INVOICE_SYNC_INTERVAL_SECONDS = env.int("INVOICE_SYNC_INTERVAL_SECONDS", default=15 * 60)
+STRIPE_REQUESTS_PER_SECOND = env.float("STRIPE_REQUESTS_PER_SECOND", default=20.0)
+# Test mode only: each new Stripe customer gets a test clock of its own, so
+# `stripe_clock_advance` can move it through billing cycles (ignored with a live key).
+STRIPE_TEST_CLOCKS = env.bool("STRIPE_TEST_CLOCKS", default=False)
 
 # --- Licenses and the API -------------------------------------------------------------------
 
@@ -244,6 +251,11 @@ CELERY_BEAT_SCHEDULE = {
     "trial-ending-reminders": {
         "task": "licensing.tasks.trial_ending_reminders_send",
         "schedule": 60 * 60,
+    },
+    # The current invoices' lines, sent to Stripe by diff (nothing changed: no request).
+    "invoices-sync": {
+        "task": "billing.tasks.invoices_sync",
+        "schedule": INVOICE_SYNC_INTERVAL_SECONDS,
     },
     # Webhooks that never came (or failed) are found in Stripe's events list.
     "stripe-events-reconcile": {

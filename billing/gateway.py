@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -279,6 +280,15 @@ def customer_create(*, customer_id: str, email: str, name: str = "") -> str:
     params: dict[str, Any] = {"email": email, "metadata": {"customer_id": customer_id}}
     if name:
         params["name"] = name
+    if settings.STRIPE_TEST_CLOCKS and not settings.STRIPE_LIVE_MODE:
+        # Test mode only: a clock per customer, so its billing cycles can be run at will.
+        # It starts at the hour, so a retry within it sends the same request and key.
+        hour = int(time.time()) // 3600 * 3600
+        clock = client().v1.test_helpers.test_clocks.create(
+            {"frozen_time": hour, "name": customer_id},
+            {"idempotency_key": idempotency_key("test-clock", customer_id, hour)},
+        )
+        params["test_clock"] = clock.id
     created = client().v1.customers.create(
         params, {"idempotency_key": idempotency_key("customer-create", customer_id)}
     )
@@ -714,6 +724,25 @@ def subscription_cancel_at_period_end_set(
             {"idempotency_key": idempotency_key("cancel-at-end", subscription_id, request_key)},
         )
     )
+
+
+@translate_errors
+def customer_test_clock(*, stripe_customer_id: str) -> str | None:
+    return client().v1.customers.retrieve(stripe_customer_id).test_clock
+
+
+@translate_errors
+def test_clock_advance(*, test_clock_id: str, frozen_time: int) -> dict:
+    """Start moving a clock on; it answers `advancing` until Stripe has done the work.
+    No key: a second advance to the same time is refused, never done twice."""
+    return as_json(
+        client().v1.test_helpers.test_clocks.advance(test_clock_id, {"frozen_time": frozen_time})
+    )
+
+
+@translate_errors
+def test_clock_retrieve(*, test_clock_id: str) -> dict:
+    return as_json(client().v1.test_helpers.test_clocks.retrieve(test_clock_id))
 
 
 @translate_errors

@@ -376,6 +376,8 @@ def serve(config: Config, supervisor: Supervisor) -> int:
         return 0
     if config.use_emulator:
         os.environ.update(STRIPE_SECRET_KEY=EMULATOR_KEY, STRIPE_API_BASE=config.emulator_url)
+        # Each new Stripe customer on a clock of its own: `stripe_clock_advance` runs cycles.
+        os.environ.setdefault("STRIPE_TEST_CLOCKS", "true")
         emulator = EmulatorKeeper(config, supervisor)
         emulator.start()  # it starts while the database migrates
     say("Applying database migrations (the first run takes a minute or two)...")

@@ -212,3 +212,100 @@ def test_faults_in_a_third_of_the_sync_calls_never_double_an_item_or_miss_a_cent
     assert stripe_invoice.total == 4900 + 200 * 12  # 115,000 beyond: 12 blocks begun
     stripe_customer = BillingInfo.objects.for_customer(customer).stripe_id
     assert gateway.invoice_items_list(stripe_customer_id=stripe_customer) == []
+
+
+def test_stripe_clock_advance_runs_a_cycle_and_processes_its_events(
+    settings, signed_in_client, membership, other_membership, stripe_emulator, stripe_client,
+    catalog,  # noqa: F811
+):  # fmt: skip
+    settings.STRIPE_TEST_CLOCKS = True
+    customer = membership.customer
+    end_trial(customer)
+    upgrade(signed_in_client, stripe_emulator, "pro")
+    stripe_emulator.deliver()
+    stripe_customer = stripe_client.v1.customers.retrieve(
+        BillingInfo.objects.for_customer(customer).stripe_id
+    )
+    own_clock = stripe_client.v1.test_helpers.test_clocks.retrieve(stripe_customer.test_clock)
+    assert own_clock.name == customer.customer_id
+    first = Invoice.objects.get(customer=customer)
+    use(customer, 150_000, "a")
+    invoice_sync_to_stripe(invoice_id=first.pk)
+
+    out = StringIO()
+    call_command("stripe_clock_advance", customer.customer_id, "--days", "32", stdout=out)
+    # Returned with the renewal's events processed, no webhook delivered meanwhile.
+    assert "(ready)" in out.getvalue()
+    first.refresh_from_db()
+    assert first.status == Invoice.Status.FINALIZED and first.total == 4900 + 1000
+    assert stripe_client.v1.invoices.retrieve(first.stripe_invoice_id).status == "paid"
+    assert Invoice.objects.filter(customer=customer, status=Invoice.Status.OPEN).count() == 1
+    stripe_emulator.deliver()  # the same events by webhook now change nothing
+    assert Invoice.objects.filter(customer=customer).count() == 2
+
+    with pytest.raises(CommandError, match="has no Stripe customer"):
+        call_command("stripe_clock_advance", other_membership.customer.customer_id, "--days", "1")
+    with pytest.raises(CommandError, match="--days must be more than 0"):
+        call_command("stripe_clock_advance", customer.customer_id, "--days", "0")
+
+
+def test_a_create_whose_answer_was_lost_is_replayed_not_made_twice(
+    on_pro, membership, stripe_emulator, stripe_client
+):
+    customer = membership.customer
+    use(customer, 150_000, "a")
+    invoice = Invoice.objects.get(pk=on_pro.pk)
+    refresh_lines(invoice)
+    line = invoice.lines.get(key="usage:api_calls")
+    stripe_customer = BillingInfo.objects.for_customer(customer).stripe_id
+    # Stripe made the item, but its answer never reached us (nothing was recorded).
+    lost = gateway.invoice_item_create(
+        stripe_customer_id=stripe_customer, amount=1000, currency="eur",
+        description=line.description,
+        period=(int(line.period_start.timestamp()), int(line.period_end.timestamp())),
+        metadata={LINE_METADATA: str(line.pk)}, subscription_id=invoice.subscription_id,
+        key=gateway.idempotency_key("invoice-item", line.pk, 0, "pending", 1000),
+    )  # fmt: skip
+    assert invoice_sync_to_stripe(invoice_id=invoice.pk).created == 1
+    assert [item.id for item in pending_items(stripe_client, invoice)] == [lost["id"]]
+
+    # Lost again, and the line changed before the retry: the item made meanwhile carries
+    # our line id, so the drift check removes it as a stray.
+    use(customer, 30_000, "b")
+    refresh_lines(invoice)
+    line.refresh_from_db()
+    stray = gateway.invoice_item_create(
+        stripe_customer_id=stripe_customer, amount=1400, currency="eur", description="x",
+        period=(0, 1), metadata={LINE_METADATA: str(line.pk)},
+        subscription_id=invoice.subscription_id, key="portal:lost-attempt",
+    )  # fmt: skip
+    assert invoice_sync_to_stripe(invoice_id=invoice.pk).updated == 1
+    items = pending_items(stripe_client, invoice)
+    assert [(item.id, item.amount) for item in items] == [(lost["id"], 1600)]
+    assert stray["id"] not in [item.id for item in items]
+    assert not Invoice.objects.get(pk=invoice.pk).has_drift
+
+
+def refresh_lines(invoice) -> None:
+    from billing.invoicing import invoice_lines_refresh
+
+    invoice_lines_refresh(invoice=invoice)
+
+
+def test_a_bulk_run_keeps_to_the_request_rate(monkeypatch):
+    from billing import invoice_sync
+
+    now = [100.0]
+    slept = []
+    monkeypatch.setattr(invoice_sync.time, "monotonic", lambda: now[0])
+
+    def sleep(seconds):
+        slept.append(round(seconds, 3))
+        now[0] += seconds
+
+    monkeypatch.setattr(invoice_sync.time, "sleep", sleep)
+    pacer = invoice_sync.RequestPacer(per_second=25)
+    for _ in range(50):
+        pacer.wait()
+    assert now[0] - 100.0 == pytest.approx(49 / 25)  # 50 requests: 1.96 s, never faster
+    assert set(slept) == {0.04}

@@ -166,6 +166,8 @@ def invoice_sync_to_stripe(
     if result.writes:
         Invoice.objects.filter(pk=invoice.pk).update(synced_at=timezone.now())
         if check and draft_id is None:
+            if pacer:
+                pacer.wait()
             invoice_drift_check(invoice_id=invoice.pk, stripe_customer_id=customer_id)
     return result
 
@@ -305,6 +307,10 @@ def invoice_finalized_record(*, stripe_invoice: dict) -> Invoice | None:
             finalized_at=datetime.fromtimestamp(finalized_at, UTC) if finalized_at else None,
         )
     invoice.refresh_from_db()
+    # Finalized without our check (a hold that never reached Stripe): staff see any drift.
+    ours = sum(line.amount for line in invoice.lines.all())
+    if invoice.total is not None:
+        _drift_record(invoice, ours=ours, theirs=invoice.total, what="finalized invoice total")
     return invoice
 
 

@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import Entry
 from billing import gateway
@@ -16,6 +17,7 @@ from billing.errors import GatewayUnavailable
 from billing.invoice_sync import LINE_METADATA, invoice_drift_check, invoice_sync_to_stripe
 from billing.models import BillingInfo, Invoice
 from licensing.models import CustomerPlan
+from licensing.resources import resource_record
 from licensing.services import usage_record
 from tests.billing.test_plans import DAY, catalog, clock, end_trial, upgrade  # noqa: F401
 
@@ -76,6 +78,24 @@ def test_a_sync_sends_only_what_changed(on_pro, membership, stripe_emulator, str
     (item,) = pending_items(stripe_client, on_pro)
     assert item.amount == 1400
     assert not Invoice.objects.get(pk=on_pro.pk).has_drift
+
+    # Two lines changed (a new held line, more use): two writes.
+    now = timezone.now()
+    for n in range(22):  # 20 included
+        resource_record(
+            customer=customer, feature="projects", resource_id=f"p{n}", action="attach",
+            idempotency_key=f"p{n}", occurred_at=now,
+        )  # fmt: skip
+    use(customer, 10_000, "d")
+    before = len(requests)
+    result = invoice_sync_to_stripe(invoice_id=on_pro.pk)
+    assert (result.created, result.updated) == (1, 1)
+    assert writes(stripe_emulator, before) == {"POST": 2}
+    held = on_pro.lines.get(key="held:projects")
+    assert held.amount > 0 and held.synced_amount == held.amount
+    assert sorted(item.amount for item in pending_items(stripe_client, on_pro)) == sorted(
+        [1600, held.amount]
+    )
 
     before, out = len(requests), StringIO()
     call_command("invoices_sync", "--customer", customer.customer_id, stdout=out)

@@ -19,12 +19,15 @@ from audit.ledger import Source, entry_record
 from billing_portal.money import money_format
 
 from . import gateway, invoicing
+from .errors import GatewayUnavailable
 from .models import CustomerBilling, Invoice, InvoiceLine
+from .sync import object_sync
 
 logger = logging.getLogger(__name__)
 
 # Our line id on each Stripe item: the drift check finds strays by it.
 LINE_METADATA = "portal_invoice_line"
+SKIPPED_BUSY = "another sync of this invoice is running; it goes again"
 
 
 @dataclass
@@ -135,7 +138,17 @@ def invoice_sync_to_stripe(
     """Send Stripe only what differs between the invoice's lines and what was last synced:
     nothing changed, no Stripe call. During the cycle the items are pending on the
     subscription; once Stripe has drafted the renewal (`stripe_invoice_id`), on the draft.
-    A line that fails is left as it was (retried by the next sync, with the same key)."""
+    A line that fails is left as it was (retried by the next sync, with the same key).
+    One sync of an invoice at a time: one asked for meanwhile makes the running one go
+    again (it then sees a renewal draft that appeared), and answers SKIPPED_BUSY."""
+    ran, result = object_sync(
+        stripe_id=f"portal-invoice:{invoice_id}",
+        run=lambda: _invoice_sync(invoice_id=invoice_id, pacer=pacer, check=check),
+    )
+    return result if ran else SyncResult(invoice_id=invoice_id, skipped=SKIPPED_BUSY)
+
+
+def _invoice_sync(*, invoice_id: int, pacer: RequestPacer | None, check: bool) -> SyncResult:
     invoice = Invoice.objects.get(pk=invoice_id)
     result = SyncResult(invoice_id=invoice_id)
     if not invoice.is_open:
@@ -145,7 +158,7 @@ def invoice_sync_to_stripe(
     later = Invoice.objects.filter(
         customer_id=invoice.customer_id, period_start__gt=invoice.period_start
     )
-    if draft_id is None and later.exists():
+    if draft_id is None and (timezone.now() >= invoice.period_end or later.exists()):
         # The cycle has ended: a pending item now would go to the next cycle's invoice.
         # This invoice's final sync happens on its renewal's invoice.created.
         result.skipped = "awaiting renewal draft"
@@ -272,11 +285,31 @@ def invoice_renewal_settle(*, stripe_invoice_id: str) -> bool | None:
         gateway.invoice_hold(invoice_id=stripe_invoice_id)
     if invoice.stripe_invoice_id != stripe_invoice_id:
         Invoice.objects.filter(pk=invoice.pk).update(stripe_invoice_id=stripe_invoice_id)
-    invoice_sync_to_stripe(invoice_id=invoice.pk, check=False)
-    invoice.refresh_from_db()
-    lines = list(invoice.lines.all())
+        invoice.stripe_invoice_id = stripe_invoice_id
+    if invoice_sync_to_stripe(invoice_id=invoice.pk, check=False).skipped == SKIPPED_BUSY:
+        # The running sync goes again onto the draft; check once it is done (the task
+        # retries on GatewayUnavailable, the draft held meanwhile).
+        raise GatewayUnavailable()
     customer_id = _stripe_customer_id(invoice)
     items = gateway.invoice_items_list(stripe_customer_id=customer_id, invoice_id=stripe_invoice_id)
+    on_draft = {item["id"] for item in items}
+    misplaced = [
+        line
+        for line in _billable(invoice.lines.all())
+        if line.stripe_invoice_item_id and line.stripe_invoice_item_id not in on_draft
+    ]
+    if misplaced:
+        # Made pending after Stripe drafted the renewal (a periodic sync that had not seen
+        # it): such an item would go to the next cycle. Deleted, and made again on the draft.
+        for line in misplaced:
+            gateway.invoice_item_delete(item_id=line.stripe_invoice_item_id)
+            _record(line, item_id="", now=timezone.now())
+        if invoice_sync_to_stripe(invoice_id=invoice.pk, check=False).skipped == SKIPPED_BUSY:
+            raise GatewayUnavailable()
+        items = gateway.invoice_items_list(
+            stripe_customer_id=customer_id, invoice_id=stripe_invoice_id
+        )
+    lines = list(invoice.lines.all())
     _stray_items_delete(items, _billable(lines))
     # Read after the writes and the strays' removal: the total Stripe would charge.
     draft = gateway.object_retrieve(object_type="invoice", object_id=stripe_invoice_id)

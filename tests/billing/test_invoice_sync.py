@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit.models import Entry
 from billing import gateway
 from billing.errors import GatewayUnavailable
+from billing.events import events_reconcile
 from billing.invoice_sync import LINE_METADATA, invoice_drift_check, invoice_sync_to_stripe
 from billing.models import BillingInfo, Invoice
 from licensing.models import CustomerPlan
@@ -329,3 +330,31 @@ def test_a_bulk_run_keeps_to_the_request_rate(monkeypatch):
         pacer.wait()
     assert now[0] - 100.0 == pytest.approx(49 / 25)  # 50 requests: 1.96 s, never faster
     assert set(slept) == {0.04}
+
+
+def test_an_item_made_pending_after_the_renewal_was_drafted_is_moved_onto_the_draft(
+    on_pro,
+    membership,
+    stripe_emulator,
+    stripe_client,
+    clock,  # noqa: F811
+):
+    """The portal is down across the renewal, so a periodic sync that has not heard of
+    the draft makes the line's item pending: it would go to the next cycle. When the
+    events are recovered, the settle moves it onto the draft and the totals match."""
+    customer = membership.customer
+    use(customer, 150_000, "a")
+    stripe_emulator.endpoint_down = True
+    renew(stripe_emulator, clock, customer)
+    assert invoice_sync_to_stripe(invoice_id=on_pro.pk).created == 1
+    (misplaced,) = pending_items(stripe_client, on_pro)
+    stripe_emulator.endpoint_down = False
+    events_reconcile()
+    events_reconcile()  # what the first pass caused (the finalization's events)
+    invoice = Invoice.objects.get(pk=on_pro.pk)
+    stripe_invoice = stripe_client.v1.invoices.retrieve(invoice.stripe_invoice_id)
+    assert (stripe_invoice.status, stripe_invoice.total) == ("paid", 4900 + 1000)
+    assert invoice.status == Invoice.Status.FINALIZED and not invoice.has_drift
+    assert pending_items(stripe_client, invoice) == []
+    with pytest.raises(Exception, match="No such invoiceitem"):
+        stripe_client.v1.invoice_items.retrieve(misplaced.id)

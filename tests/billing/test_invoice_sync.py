@@ -358,3 +358,18 @@ def test_an_item_made_pending_after_the_renewal_was_drafted_is_moved_onto_the_dr
     assert pending_items(stripe_client, invoice) == []
     with pytest.raises(Exception, match="No such invoiceitem"):
         stripe_client.v1.invoice_items.retrieve(misplaced.id)
+
+
+def test_beat_syncs_every_open_invoice_at_the_configured_interval(
+    settings, on_pro, membership, stripe_client
+):
+    from billing import tasks
+
+    schedule = settings.CELERY_BEAT_SCHEDULE["invoices-sync"]
+    assert (schedule["task"], schedule["schedule"]) == (
+        "billing.tasks.invoices_sync", settings.INVOICE_SYNC_INTERVAL_SECONDS
+    )  # fmt: skip
+    use(membership.customer, 150_000, "a")
+    assert tasks.invoices_sync.delay().get() == 1
+    assert tasks.invoices_sync.delay().get() == 0
+    assert [item.amount for item in pending_items(stripe_client, on_pro)] == [1000]

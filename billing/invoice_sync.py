@@ -286,10 +286,23 @@ def invoice_renewal_settle(*, stripe_invoice_id: str) -> bool | None:
     if invoice.stripe_invoice_id != stripe_invoice_id:
         Invoice.objects.filter(pk=invoice.pk).update(stripe_invoice_id=stripe_invoice_id)
         invoice.stripe_invoice_id = stripe_invoice_id
-    if invoice_sync_to_stripe(invoice_id=invoice.pk, check=False).skipped == SKIPPED_BUSY:
-        # The running sync goes again onto the draft; check once it is done (the task
+    # Under the invoice's sync claim: no periodic sync writes between our sync and check.
+    ran, finalized = object_sync(
+        stripe_id=f"portal-invoice:{invoice.pk}",
+        run=lambda: _settle(invoice=invoice, stripe_invoice_id=stripe_invoice_id),
+    )
+    if not ran:
+        # The running sync goes again, onto the draft; settle once it is done (the task
         # retries on GatewayUnavailable, the draft held meanwhile).
         raise GatewayUnavailable()
+    return finalized
+
+
+def _settle(*, invoice: Invoice, stripe_invoice_id: str) -> bool | None:
+    draft = gateway.object_retrieve(object_type="invoice", object_id=stripe_invoice_id)
+    if not draft or draft["status"] != "draft":
+        return None  # finalized by a run before this one
+    _invoice_sync(invoice_id=invoice.pk, pacer=None, check=False)
     customer_id = _stripe_customer_id(invoice)
     items = gateway.invoice_items_list(stripe_customer_id=customer_id, invoice_id=stripe_invoice_id)
     on_draft = {item["id"] for item in items}
@@ -304,8 +317,7 @@ def invoice_renewal_settle(*, stripe_invoice_id: str) -> bool | None:
         for line in misplaced:
             gateway.invoice_item_delete(item_id=line.stripe_invoice_item_id)
             _record(line, item_id="", now=timezone.now())
-        if invoice_sync_to_stripe(invoice_id=invoice.pk, check=False).skipped == SKIPPED_BUSY:
-            raise GatewayUnavailable()
+        _invoice_sync(invoice_id=invoice.pk, pacer=None, check=False)
         items = gateway.invoice_items_list(
             stripe_customer_id=customer_id, invoice_id=stripe_invoice_id
         )

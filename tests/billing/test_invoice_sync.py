@@ -4,6 +4,7 @@ pending items, and at the renewal held, synced onto the draft and finalized only
 draft's total is our ledger's to the cent."""
 
 from collections import Counter
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -15,8 +16,13 @@ from audit.models import Entry
 from billing import gateway
 from billing.errors import GatewayUnavailable
 from billing.events import events_reconcile
-from billing.invoice_sync import LINE_METADATA, invoice_drift_check, invoice_sync_to_stripe
-from billing.models import BillingInfo, Invoice
+from billing.invoice_sync import (
+    LINE_METADATA,
+    invoice_drift_check,
+    invoice_renewal_settle,
+    invoice_sync_to_stripe,
+)
+from billing.models import BillingInfo, Invoice, StripeObjectSync
 from licensing.models import CustomerPlan
 from licensing.resources import resource_record
 from licensing.services import usage_record
@@ -349,6 +355,15 @@ def test_an_item_made_pending_after_the_renewal_was_drafted_is_moved_onto_the_dr
     assert invoice_sync_to_stripe(invoice_id=on_pro.pk).created == 1
     (misplaced,) = pending_items(stripe_client, on_pro)
     stripe_emulator.endpoint_down = False
+    # While another sync of the invoice holds its claim, the settle waits (retried later)
+    # and the draft stays held.
+    (draft,) = stripe_client.v1.invoices.list({"customer": misplaced.customer, "status": "draft"})
+    claim = StripeObjectSync.objects.filter(stripe_id=f"portal-invoice:{on_pro.pk}")
+    claim.update(claimed_by="other", claimed_until=timezone.now() + timedelta(minutes=1))
+    with pytest.raises(GatewayUnavailable):
+        invoice_renewal_settle(stripe_invoice_id=draft.id)
+    assert stripe_client.v1.invoices.retrieve(draft.id).auto_advance is False
+    claim.update(claimed_by="", claimed_until=None)
     events_reconcile()
     events_reconcile()  # what the first pass caused (the finalization's events)
     invoice = Invoice.objects.get(pk=on_pro.pk)

@@ -39,6 +39,7 @@ simulate: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/portal_bench.py
+	$(BIN)/python bench/invoice_sync_bench.py
 	$(BIN)/python -m stripe_emulator.bench
 
 lint: $(INSTALLED)

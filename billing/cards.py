@@ -112,10 +112,16 @@ def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMet
     Returns the card as recorded, or None when it is not ours (or another sync of it is
     running and will record it)."""
 
+    # Every change any run of this sync made, not only the last run's: a sync asked for
+    # while the first ran makes it run again, and that run finds the card recorded.
+    changes: list[tuple[BillingInfo, str]] = []
+
     def run() -> tuple[PaymentMethod | None, BillingInfo | None, str | None]:
         stripe_pm = gateway.payment_method_retrieve(payment_method_id=stripe_id)
         mirror.payment_method_mirror(stripe_pm)
         outcome = _payment_method_apply(stripe_pm, source=source)
+        if outcome[1] is not None and outcome[2] is not None:
+            changes.append((outcome[1], outcome[2]))
         if outcome[0] is not None and outcome[0].stripe_id != stripe_id:
             # The same card entered again: the copy goes (while this sync holds the claim,
             # so a sync asked for meanwhile finds it detached), and removing the card we
@@ -124,10 +130,9 @@ def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMet
         return outcome
 
     _ran, outcome = object_sync(stripe_id=stripe_id, run=run)
-    card, billing_info, change = outcome or (None, None, None)
-    if billing_info is not None and change is not None:
+    for billing_info, change in changes:
         _default_push(billing_info, change=change)
-    return card
+    return outcome[0] if outcome else None
 
 
 def _card_on_file(billing_info: BillingInfo, stripe_pm: dict) -> PaymentMethod | None:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -37,6 +38,15 @@ class Standing:
     status: str  # trialing (the portal's free trial too), active, past_due, canceled, expired
     period: tuple[datetime, datetime] | None  # the paid period, for monthly resets
     denial: str | None
+    # Past due but still within PAST_DUE_GRACE_DAYS of the first failed payment: the plan's
+    # features apply until then, with a warning.
+    grace_ends_at: datetime | None = None
+
+
+def past_due_grace_ends_at(past_due_since: datetime | None) -> datetime | None:
+    if past_due_since is None:
+        return None
+    return past_due_since + timedelta(days=settings.PAST_DUE_GRACE_DAYS)
 
 
 def customer_standing(customer: Customer, now: datetime | None = None) -> Standing:
@@ -50,6 +60,7 @@ def customer_standing(customer: Customer, now: datetime | None = None) -> Standi
         plan_code=paid.plan.code if paid else None,
         period_start=paid.current_period_start if paid else None,
         period_end=paid.current_period_end if paid else None,
+        past_due_since=paid.past_due_since if paid else None,
         now=now or timezone.now(),
     )
 
@@ -62,12 +73,17 @@ def standing_from(
     period_start: datetime | None,
     period_end: datetime | None,
     now: datetime,
+    past_due_since: datetime | None = None,
 ) -> Standing:
-    """The rules, on plain values: a live paid plan, else the free trial, else why not."""
+    """The rules, on plain values: a live paid plan (past due: only until its grace ends),
+    else the free trial, else why not."""
+    period = (period_start, period_end) if period_start and period_end else None
     if status in {CustomerPlan.Status.TRIALING, CustomerPlan.Status.ACTIVE}:
-        period = (period_start, period_end) if period_start and period_end else None
         return Standing(plan_code, status, period, None)
     if status == CustomerPlan.Status.PAST_DUE:
+        grace_ends_at = past_due_grace_ends_at(past_due_since)
+        if grace_ends_at is not None and now < grace_ends_at:
+            return Standing(plan_code, status, period, None, grace_ends_at)
         return Standing(plan_code, status, None, Reason.PAST_DUE)
     if trial_ends_at > now:
         return Standing(TRIAL_PLAN_CODE, "trialing", None, None)
@@ -114,6 +130,10 @@ def usage_previous_period_start(standing: Standing, reset: str, now: datetime) -
     return previous
 
 
+# check-access's warning while a past-due customer's grace runs.
+PAYMENT_PAST_DUE = "payment_past_due"
+
+
 @dataclass(frozen=True)
 class Decision:
     has_access: bool
@@ -123,6 +143,11 @@ class Decision:
     limit: int | None = None
     resets_at: datetime | None = None
     soft_limit: int | None = None
+    grace_ends_at: datetime | None = None
+
+    @property
+    def warning(self) -> str | None:
+        return PAYMENT_PAST_DUE if self.grace_ends_at is not None else None
 
     @property
     def remaining(self) -> int | None:
@@ -180,7 +205,7 @@ def _sql() -> tuple[str, str]:
     )
     customer_plan_sql = f"""
         SELECT c.trial_ends_at, cp.status, p.code, cp.current_period_start,
-               cp.current_period_end
+               cp.current_period_end, cp.past_due_since
         FROM {customer} c
         LEFT JOIN {customer_plan} cp ON cp.customer_id = c.customer_id
         LEFT JOIN {plan} p ON p.id = cp.plan_id
@@ -207,20 +232,23 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
         row = cursor.fetchone()
     if row is None:
         return Decision(False, Reason.CUSTOMER_NOT_FOUND, None)
-    row = (_datetime(row[0]), row[1], row[2], _datetime(row[3]), _datetime(row[4]))
+    row = (_datetime(row[0]), row[1], row[2], _datetime(row[3]), _datetime(row[4]),
+           _datetime(row[5]))  # fmt: skip
     now = timezone.now()
-    trial_ends_at, status, plan_code, period_start, period_end = row
+    trial_ends_at, status, plan_code, period_start, period_end, past_due_since = row
     standing = standing_from(
         trial_ends_at=trial_ends_at, status=status, plan_code=plan_code,
         period_start=period_start, period_end=period_end, now=now,
+        past_due_since=past_due_since,
     )  # fmt: skip
+    grace = standing.grace_ends_at
     if standing.denial:
         return Decision(False, standing.denial, standing.plan_code)
     limits = plan_limits(standing.plan_code, feature)
     if limits is None:
-        return Decision(False, Reason.FEATURE_NOT_IN_PLAN, standing.plan_code)
+        return Decision(False, Reason.FEATURE_NOT_IN_PLAN, standing.plan_code, grace_ends_at=grace)
     if not limits.metered:
-        return Decision(True, Reason.OK, standing.plan_code)
+        return Decision(True, Reason.OK, standing.plan_code, grace_ends_at=grace)
 
     start, resets_at = usage_period(standing, limits.reset, now)
     with connection.cursor() as cursor:
@@ -239,4 +267,5 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
         limit=limits.limit,
         resets_at=resets_at,
         soft_limit=limits.soft_limit,
+        grace_ends_at=grace,
     )

@@ -139,6 +139,7 @@ class Entitlements:
     status: str
     features: dict
     expires_at: datetime
+    grace_ends_at: datetime | None = None
 
 
 def entitlements_for(customer: Customer) -> Entitlements:
@@ -164,11 +165,16 @@ def entitlements_for(customer: Customer) -> Entitlements:
     else:
         began = (paid.current_period_end if paid else None) or customer.trial_ends_at
         expires_at = began + NO_PLAN_VALIDITY
+    grace_ends_at = standing.grace_ends_at and standing.grace_ends_at.replace(microsecond=0)
+    if grace_ends_at is not None:
+        # Past due: the features this license states end with the grace, not the period.
+        expires_at = min(expires_at, grace_ends_at)
     return Entitlements(
         plan=standing.plan_code if standing.denial is None else None,
         status=standing.status,
         features=features,
         expires_at=expires_at.replace(microsecond=0),
+        grace_ends_at=grace_ends_at,
     )
 
 
@@ -207,6 +213,7 @@ def _states(license: License) -> Entitlements:
         status=license.status,
         features=license.features,
         expires_at=license.expires_at,
+        grace_ends_at=license.grace_ends_at,
     )
 
 
@@ -226,6 +233,8 @@ def _license_sign(customer: Customer, wanted: Entitlements) -> License:
         "status": wanted.status,
         "features": wanted.features,
     }
+    if wanted.grace_ends_at is not None:
+        claims["grace_ends_at"] = int(wanted.grace_ends_at.timestamp())
     token = jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
     return License.objects.create(
         jti=jti,
@@ -236,6 +245,7 @@ def _license_sign(customer: Customer, wanted: Entitlements) -> License:
         kid_id=kid,
         issued_at=now,
         expires_at=wanted.expires_at,
+        grace_ends_at=wanted.grace_ends_at,
         token=token,
     )
 

@@ -131,6 +131,12 @@ class CustomerPlan(models.Model):
     subscription_id = models.CharField(
         max_length=255, help_text="The Stripe subscription (sub_…) this follows."
     )
+    past_due_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the status became past_due (kept while it stays so): the grace of "
+        "PAST_DUE_GRACE_DAYS runs from here. Empty unless past due.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -277,6 +283,9 @@ class License(models.Model):
     kid = models.ForeignKey(SigningKey, on_delete=models.PROTECT, related_name="licenses")
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    grace_ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="Past due: the plan's features end then."
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
     token = models.TextField(help_text="The signed JWT, as the customer downloads it.")
 

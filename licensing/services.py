@@ -123,6 +123,11 @@ def customer_plan_apply(
     harmless; a late event of an older subscription never overrides a live newer one."""
     Customer.objects.select_for_update().filter(pk=customer.pk).first()
     current = CustomerPlan.objects.filter(customer=customer).first()
+    past_due_since = None
+    if status == CustomerPlan.Status.PAST_DUE:
+        # The grace runs from the first failure this projection saw, not from each retry.
+        kept = current and current.status == CustomerPlan.Status.PAST_DUE
+        past_due_since = (current.past_due_since if kept else None) or timezone.now()
     new = CustomerPlan(
         customer=customer,
         plan=plan,
@@ -131,6 +136,7 @@ def customer_plan_apply(
         current_period_end=current_period_end,
         cancel_at_period_end=cancel_at_period_end,
         subscription_id=subscription_id,
+        past_due_since=past_due_since,
     )
     if (
         current

@@ -148,6 +148,8 @@ LOGOUT_REDIRECT_URL = "login"
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
 
 TRIAL_DAYS = env.int("TRIAL_DAYS", default=14)
+# From the first failed payment, a past-due customer keeps their plan's features this long.
+PAST_DUE_GRACE_DAYS = env.int("PAST_DUE_GRACE_DAYS", default=7)
 
 # Login throttling: five failures for one email from one address lock it for an hour, and
 # (accounts.throttling.LoginThrottleHandler) twenty failures from one address, whatever the

@@ -74,6 +74,12 @@ class CheckAccessResponse(serializers.Serializer):
     plan = serializers.CharField(allow_null=True)
     usage = Usage(allow_null=True)
     soft_limit = SoftLimit(allow_null=True)
+    grace_ends_at = serializers.DateTimeField(
+        allow_null=True, help_text="Past due: the plan's features end then (access until)."
+    )
+    warning = serializers.ChoiceField(
+        choices=["payment_past_due"], allow_null=True, help_text="Access granted, but act."
+    )
 
 
 class UsageRequest(serializers.Serializer):

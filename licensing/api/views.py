@@ -74,6 +74,9 @@ class CheckAccessView(ServiceAPIView):
             "plan": decision.plan,
             "usage": usage,
             "soft_limit": soft,
+            "grace_ends_at": decision.grace_ends_at
+            and DATETIME.to_representation(decision.grace_ends_at),
+            "warning": decision.warning,
         }
         return Response(body, status=200 if decision.has_access else 403)
 

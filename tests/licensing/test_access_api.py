@@ -1,7 +1,7 @@
 """check-access and usage intake, as the business's services call them."""
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from licensing.models import CustomerPlan, Plan, UsageEvent
+from licensing.services import customer_plan_apply
 from tests.accounts.factories import MembershipFactory
 
 CHECK = reverse("api_check_access")
@@ -145,11 +146,90 @@ def test_no_active_plan_after_cancellation(api, trial_customer):
     assert response.json()["reason"] == "no_active_plan"
 
 
-def test_past_due(api, trial_customer):
+def test_past_due_without_a_recorded_start_has_no_grace(api, trial_customer):
     on_plan(trial_customer, "pro", CustomerPlan.Status.PAST_DUE)
     response = check(api, trial_customer.customer_id, "api_calls")
     assert response.status_code == 403
     assert response.json()["reason"] == "past_due"
+    assert response.json()["warning"] is None
+
+
+def apply_status(customer, status, period_start):
+    customer_plan_apply(
+        customer=customer,
+        plan=Plan.objects.get(code="pro"),
+        status=status,
+        current_period_start=period_start,
+        current_period_end=period_start + timedelta(days=30),
+        cancel_at_period_end=False,
+        subscription_id="sub_test",
+    )
+
+
+FAILED_AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def test_past_due_keeps_access_for_the_grace_then_refuses(api, trial_customer, settings):
+    settings.PAST_DUE_GRACE_DAYS = 7
+    period_start = FAILED_AT - timedelta(days=1)
+    with time_machine.travel(period_start, tick=False):
+        apply_status(trial_customer, CustomerPlan.Status.ACTIVE, period_start)
+    with time_machine.travel(FAILED_AT, tick=False):
+        apply_status(trial_customer, CustomerPlan.Status.PAST_DUE, period_start)
+    # Stripe retries the payment and sends the same state again: the grace does not restart.
+    with time_machine.travel(FAILED_AT + timedelta(days=3), tick=False):
+        apply_status(trial_customer, CustomerPlan.Status.PAST_DUE, period_start)
+    assert CustomerPlan.objects.get(customer=trial_customer).past_due_since == FAILED_AT
+
+    grace_ends_at = FAILED_AT + timedelta(days=7)
+    for moment in (FAILED_AT + timedelta(days=4), grace_ends_at - timedelta(seconds=1)):
+        with time_machine.travel(moment, tick=False):
+            response = check(api, trial_customer.customer_id, "api_calls", requested_usage=1)
+        assert response.status_code == 200, moment
+        body = response.json()
+        assert (body["has_access"], body["reason"], body["plan"]) == (True, "ok", "pro")
+        assert body["grace_ends_at"] == "2026-03-17T12:00:00Z"
+        assert body["warning"] == "payment_past_due"
+        assert body["usage"]["limit"] is not None
+
+    for moment in (grace_ends_at, grace_ends_at + timedelta(seconds=1)):
+        with time_machine.travel(moment, tick=False):
+            response = check(api, trial_customer.customer_id, "api_calls")
+        assert response.status_code == 403, moment
+        body = response.json()
+        assert (body["has_access"], body["reason"]) == (False, "past_due")
+        assert (body["grace_ends_at"], body["warning"]) == (None, None)
+
+
+def test_a_payment_ends_the_grace_at_once(api, trial_customer):
+    period_start = FAILED_AT - timedelta(days=1)
+    with time_machine.travel(FAILED_AT, tick=False):
+        apply_status(trial_customer, CustomerPlan.Status.PAST_DUE, period_start)
+    with time_machine.travel(FAILED_AT + timedelta(days=2), tick=False):
+        apply_status(trial_customer, CustomerPlan.Status.ACTIVE, period_start)
+        response = check(api, trial_customer.customer_id, "api_calls")
+    assert CustomerPlan.objects.get(customer=trial_customer).past_due_since is None
+    assert response.status_code == 200
+    assert (response.json()["grace_ends_at"], response.json()["warning"]) == (None, None)
+    # A later failure starts a new grace from its own moment.
+    again = FAILED_AT + timedelta(days=20)
+    with time_machine.travel(again, tick=False):
+        apply_status(trial_customer, CustomerPlan.Status.PAST_DUE, period_start)
+        response = check(api, trial_customer.customer_id, "api_calls")
+    assert response.json()["grace_ends_at"] == "2026-04-06T12:00:00Z"
+
+
+def test_check_access_in_the_grace_takes_the_same_queries(api, trial_customer):
+    period_start = FAILED_AT - timedelta(days=1)
+    with time_machine.travel(FAILED_AT, tick=False):
+        apply_status(trial_customer, CustomerPlan.Status.PAST_DUE, period_start)
+        report(api, trial_customer.customer_id, quantity=3)
+        check(api, trial_customer.customer_id, "api_calls")  # the catalog's limits, read once
+        with CaptureQueriesContext(connection) as queries:
+            response = check(api, trial_customer.customer_id, "api_calls", requested_usage=1)
+    assert response.json()["warning"] == "payment_past_due"
+    assert response.json()["usage"]["used"] == 3
+    assert len(queries) == 3, [q["sql"] for q in queries]
 
 
 def test_usage_counts_at_once_and_limits_requests(api, trial_customer, other_membership):

@@ -4,11 +4,12 @@ offline against /.well-known/jwks.json, through key rotations."""
 import json
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import pytest
+import time_machine
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.admin.utils import quote
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from licensing.licenses import license_key_rotate, license_refresh, signing_key
 from licensing.models import CustomerPlan, License, Plan
+from licensing.services import customer_plan_apply
 from licensing.verify import LicenseInvalid, license_verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,3 +238,42 @@ def test_support_extending_the_trial_in_the_admin_reissues_the_license(
     assert customer.trial_reminder_sent_at is None
     assert current(customer).expires_at == new_end
     assert License.objects.filter(customer=customer).count() == 2
+
+
+def test_the_license_states_the_grace_and_is_reissued_once_per_change(membership, catalog):
+    customer = membership.customer
+    failed_at = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    period_start = failed_at - timedelta(days=1)
+
+    def apply(status, at):
+        with time_machine.travel(at, tick=False):
+            customer_plan_apply(
+                customer=customer, plan=Plan.objects.get(code="pro"), status=status,
+                current_period_start=period_start,
+                current_period_end=period_start + timedelta(days=30),
+                cancel_at_period_end=False, subscription_id="sub_1",
+            )  # fmt: skip
+
+    apply(CustomerPlan.Status.ACTIVE, period_start)
+    paid = current(customer)
+    apply(CustomerPlan.Status.PAST_DUE, failed_at)
+    in_grace = current(customer)
+    apply(CustomerPlan.Status.PAST_DUE, failed_at + timedelta(days=2))  # a retry failed too
+    assert current(customer) == in_grace
+    claims = jwt.decode(in_grace.token, options={"verify_signature": False})
+    grace_ends_at = int((failed_at + timedelta(days=7)).timestamp())
+    assert in_grace != paid
+    assert (claims["status"], claims["plan"]) == ("past_due", "pro")
+    assert "sso" in claims["features"]
+    assert claims["grace_ends_at"] == grace_ends_at
+    assert claims["exp"] == grace_ends_at  # no later than the grace end
+
+    apply(CustomerPlan.Status.ACTIVE, failed_at + timedelta(days=3))  # the payment went through
+    paid_again = current(customer)
+    assert paid_again != in_grace
+    claims = jwt.decode(paid_again.token, options={"verify_signature": False})
+    assert "grace_ends_at" not in claims
+    assert claims["status"] == "active"
+    assert claims["exp"] == int((period_start + timedelta(days=33)).timestamp())
+    apply(CustomerPlan.Status.ACTIVE, failed_at + timedelta(days=4))
+    assert License.objects.filter(customer=customer).count() == 3  # paid, in the grace, paid again

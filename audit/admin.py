@@ -5,7 +5,10 @@ from django.contrib import admin
 from .models import Entry
 
 
-class ReadOnly:
+class ReadOnlyAdminMixin:
+    """For ledgers and mirrors of other sources: shown, never edited here. Every app's
+    admin uses it (audit is the app all others may import)."""
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -16,7 +19,7 @@ class ReadOnly:
         return False
 
 
-class EntryInline(ReadOnly, admin.TabularInline):
+class EntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Entry
     fk_name = "customer"
     fields = ["created_at", "sentence", "kind", "source", "actor", "data"]
@@ -27,7 +30,7 @@ class EntryInline(ReadOnly, admin.TabularInline):
 
 
 @admin.register(Entry)
-class EntryAdmin(ReadOnly, admin.ModelAdmin):
+class EntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "customer", "sentence", "kind", "source", "actor"]
     list_filter = ["source", "kind"]
     search_fields = ["customer__customer_id", "customer__memberships__user__email", "kind"]

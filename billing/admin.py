@@ -5,8 +5,7 @@ from django.contrib import admin
 
 from accounts.admin import CustomerAdmin as AccountsCustomerAdmin
 from accounts.models import Customer
-from audit.admin import EntryInline
-from licensing.admin import ReadOnlyAdminMixin
+from audit.admin import EntryInline, ReadOnlyAdminMixin
 from licensing.services import customer_trial_set
 
 from . import events

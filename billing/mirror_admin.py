@@ -6,7 +6,7 @@ registered its ModelAdmins."""
 from django.contrib import admin
 from django.db.models import Model
 
-from licensing.admin import ReadOnlyAdminMixin
+from audit.admin import ReadOnlyAdminMixin
 
 # None listed: what Stripe sent and whether it was processed is the portal's own Stripe
 # events list (billing.StripeEvent), since the portal's receiver stores events itself.

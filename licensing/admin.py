@@ -4,6 +4,7 @@ catalog.toml (`manage.py stripe_setup` loads it); plans follow Stripe: both read
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from audit.admin import ReadOnlyAdminMixin
 from billing_portal.money import money_format
 
 from .api.authentication import service_key_create
@@ -17,19 +18,6 @@ from .models import (
     ServiceAPIKey,
 )
 from .tasks import license_email_send
-
-
-class ReadOnlyAdminMixin:
-    """For ledgers and mirrors of other sources: shown, never edited here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):

@@ -3,32 +3,14 @@ what Django and DRF refuse before our code runs as much as what our code refuses
 
 import json
 import logging
-import uuid
 
 import pytest
 from django.http import HttpResponse, HttpResponseServerError
 from django.test import RequestFactory
-from django.urls import reverse
 
 from licensing.api.middleware import api_errors_as_json
 from licensing.models import UsageEvent
-
-CHECK = reverse("api_check_access")
-USAGE = reverse("api_usage")
-
-
-def post(api, url, body):
-    return api.post(url, body, content_type="application/json")
-
-
-def usage(customer_id, feature="api_calls", quantity=1, key=None, **extra):
-    return {
-        "customer_id": customer_id,
-        "feature": feature,
-        "quantity": quantity,
-        "idempotency_key": key or uuid.uuid4().hex,
-        **extra,
-    }
+from tests.licensing.api_calls import CHECK, USAGE, post, usage
 
 
 def error(response, status):

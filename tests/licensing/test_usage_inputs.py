@@ -1,32 +1,14 @@
 """Usage intake takes nothing that could hurt: strict JSON types, timestamps only where a
 period someone sees counts them, and an idempotency key names one report only."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.urls import reverse
 
 from licensing.models import CustomerPlan, Plan, UsageEvent, UsageTotal
 from tests.accounts.factories import MembershipFactory
-
-CHECK = reverse("api_check_access")
-USAGE = reverse("api_usage")
-
-
-def post(api, url, body):
-    return api.post(url, body, content_type="application/json")
-
-
-def usage(customer_id, feature="api_calls", quantity=1, key=None, **extra):
-    return {
-        "customer_id": customer_id,
-        "feature": feature,
-        "quantity": quantity,
-        "idempotency_key": key or uuid.uuid4().hex,
-        **extra,
-    }
+from tests.licensing.api_calls import CHECK, USAGE, post, usage
 
 
 def used(api, customer_id, feature="api_calls") -> int:

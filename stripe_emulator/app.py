@@ -25,6 +25,7 @@ from .resources import ROUTES
 from .resources.account import account_ensure
 from .resources.clocks import clock_settle, clocks_due
 from .resources.invoicing import invoice_created_acknowledged
+from .resources.payment_methods import charge_behavior_set
 from .routing import find
 from .store import Obj, Store
 from .webhooks import Dispatcher, Transport, http_transport
@@ -272,7 +273,8 @@ class Emulator:
         return json_response(500, error.envelope(), headers)
 
     def _control(self, method: str, path: str, body: bytes) -> Response:
-        """``/_emulator/*``: health, reset, delivery log, faults. Local tooling, no auth."""
+        """``/_emulator/*``: health, reset, delivery log, faults, a saved card's charge
+        behaviour. Local tooling, no auth."""
         if (method, path) == ("GET", "/_emulator/health"):
             return json_response(200, {"status": "ok", "api_version": API_VERSION})
         if (method, path) == ("POST", "/_emulator/reset"):
@@ -282,6 +284,13 @@ class Emulator:
             return json_response(
                 200, {"data": self.webhooks.deliveries(), "pending": self.webhooks.pending()}
             )
+        if (
+            method == "POST"
+            and path.startswith("/_emulator/payment_methods/")
+            and path.endswith("/charge_behavior")
+            and path.count("/") == 4
+        ):
+            return self._control_charge_behavior(path, body)
         if path == "/_emulator/faults":
             if method == "GET":
                 return json_response(200, {"data": self.faults.listing()})
@@ -302,6 +311,47 @@ class Emulator:
         return json_response(
             404, invalid_request(f"Unknown emulator endpoint {method} {path}").envelope()
         )
+
+    def card_behavior_set(
+        self, payment_method: str, *, decline_code: str | None = None, requires_action: bool = False
+    ) -> dict[str, Any]:
+        """Make every later charge of a saved card decline with ``decline_code`` (it expired,
+        was reported lost or stolen), need authentication, or (neither) succeed. Raises
+        ``LookupError`` for an unknown payment method and ``ValueError`` for a bad setting."""
+        with self.lock:
+            method = self.store.get(payment_method)
+            if method is None or method.get("object") != "payment_method":
+                raise LookupError(f"No such PaymentMethod: '{payment_method}'")
+            charge_behavior_set(method, decline_code=decline_code, requires_action=requires_action)
+            self.store.touch(method)
+            self.store.commit()
+            return {"payment_method": payment_method, **method["_charge_behavior"]}
+
+    def _control_charge_behavior(self, path: str, body: bytes) -> Response:
+        payment_method = path.removeprefix("/_emulator/payment_methods/").partition("/")[0]
+        try:
+            spec = json.loads(body or b"{}")
+            if not isinstance(spec, dict):
+                raise ValueError("the body is a JSON object")
+            unknown = set(spec) - {"decline_code", "requires_action"}
+            if unknown:
+                raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+            if not isinstance(spec.get("requires_action", False), bool):
+                raise ValueError("requires_action is true or false")
+            if not isinstance(spec.get("decline_code"), str | None):
+                raise ValueError("decline_code is a string")
+            result = self.card_behavior_set(
+                payment_method,
+                decline_code=spec.get("decline_code"),
+                requires_action=spec.get("requires_action", False),
+            )
+        except LookupError as missing:
+            return json_response(
+                404, StripeError(404, str(missing), code="resource_missing").envelope()
+            )
+        except ValueError as error:  # json.JSONDecodeError included
+            return json_response(400, invalid_request(str(error)).envelope())
+        return json_response(200, result)
 
     def reset(self) -> None:
         with self.lock:

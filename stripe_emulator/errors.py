@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .cards import decline_error_code
+
 
 class StripeError(Exception):
     """An API error answered as ``{"error": {...}}`` with an HTTP status."""
@@ -51,9 +53,14 @@ def resource_missing(label: str, object_id: str, param: str = "id") -> StripeErr
 
 
 def card_declined(decline_code: str, message: str) -> StripeError:
-    """The 402 a declined card gets; the decline code says why (``insufficient_funds``)."""
+    """The 402 a declined card gets; the decline code says why (``insufficient_funds``), the
+    error code is ``card_declined`` or, for a few, the decline code itself (``expired_card``)."""
     return StripeError(
-        402, message, type="card_error", code="card_declined", decline_code=decline_code
+        402,
+        message,
+        type="card_error",
+        code=decline_error_code(decline_code),
+        decline_code=decline_code,
     )
 
 

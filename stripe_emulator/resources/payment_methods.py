@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import stripe.params as P
 
-from stripe_emulator.cards import SimulatedCard, card_for_token, card_name
+from stripe_emulator.cards import (
+    DECLINE_CODES,
+    SimulatedCard,
+    card_for_token,
+    card_name,
+    decline_message,
+)
 from stripe_emulator.context import Context
 from stripe_emulator.errors import card_declined, invalid_request, resource_missing
 from stripe_emulator.ids import new_id
@@ -84,6 +91,46 @@ def simulated_card(payment_method: Obj) -> SimulatedCard:
     if card is None:
         raise ValueError(f"{payment_method['id']} was not made from a test token")
     return card
+
+
+@dataclass(frozen=True)
+class ChargeBehavior:
+    """What charging a payment method does: succeed, decline with a code, or ask for
+    authentication (3-D Secure)."""
+
+    decline_code: str | None = None
+    requires_action: bool = False
+
+    @property
+    def decline_message(self) -> str:
+        return decline_message(self.decline_code or "generic_decline")
+
+
+def charge_behavior(payment_method: Obj) -> ChargeBehavior:
+    """The test card's own behaviour, unless the emulator's control endpoint changed it (a
+    card that expired, or was reported lost, after it was saved)."""
+    override = payment_method.get("_charge_behavior")
+    if override is not None:
+        return ChargeBehavior(override.get("decline_code"), bool(override.get("requires_action")))
+    card = simulated_card(payment_method)
+    return ChargeBehavior(card.decline_code, card.requires_action)
+
+
+def charge_behavior_set(
+    payment_method: Obj, *, decline_code: str | None = None, requires_action: bool = False
+) -> None:
+    """Set how later charges of a saved card go; raises ``ValueError`` for a decline code
+    Stripe does not document, or for a decline and authentication at once."""
+    if decline_code is not None and decline_code not in DECLINE_CODES:
+        raise ValueError(
+            f"unknown decline_code {decline_code!r}; Stripe's are: {', '.join(DECLINE_CODES)}"
+        )
+    if decline_code is not None and requires_action:
+        raise ValueError("give decline_code or requires_action, not both")
+    payment_method["_charge_behavior"] = {
+        "decline_code": decline_code,
+        "requires_action": bool(requires_action),
+    }
 
 
 def payment_method_resolve(ctx: Context, value: str, *, param: str = "payment_method") -> Obj:

@@ -6,14 +6,14 @@ from typing import Any
 
 import stripe.params as P
 
-from stripe_emulator.cards import SimulatedCard
+from stripe_emulator.cards import decline_error_code
 from stripe_emulator.context import Context
 from stripe_emulator.ids import new_id, random_token
 from stripe_emulator.render import list_object, paginate
 from stripe_emulator.routing import route
 from stripe_emulator.store import Obj
 
-from .payment_methods import simulated_card
+from .payment_methods import ChargeBehavior, charge_behavior
 
 
 def charge_attempt(
@@ -24,9 +24,10 @@ def charge_attempt(
     amount: int,
     currency: str,
     description: str | None,
-) -> tuple[Obj, SimulatedCard]:
-    """Charge a card off-session; returns the payment intent (succeeded or failed) and the card."""
-    card = simulated_card(payment_method)
+) -> tuple[Obj, ChargeBehavior]:
+    """Charge a card off-session; returns the payment intent (succeeded or failed) and how
+    the card behaved."""
+    card = charge_behavior(payment_method)
     now = ctx.now(customer["test_clock"])
     intent_id = new_id("pi")
     intent: Obj = {
@@ -80,7 +81,7 @@ def charge_attempt(
         intent["status"] = "requires_payment_method"
         intent["last_payment_error"] = {
             "type": "card_error",
-            "code": "card_declined",
+            "code": decline_error_code(card.decline_code),
             "decline_code": card.decline_code,
             "message": card.decline_message,
             "charge": charge["id"],
@@ -96,7 +97,38 @@ def charge_attempt(
     return intent, card
 
 
-def _charge(ctx: Context, intent: Obj, payment_method: Obj, card: SimulatedCard, now: int) -> Obj:
+def _outcome(card: ChargeBehavior) -> Obj:
+    """The charge's ``outcome``: authorized, declined by the issuer, or blocked by Radar."""
+    code = card.decline_code
+    if code is None:
+        network, reason, message, kind = (
+            "approved_by_network",
+            None,
+            "Payment complete.",
+            "authorized",
+        )
+    elif code == "fraudulent":
+        network, reason, kind = "not_sent_to_network", "highest_risk_level", "blocked"
+        message = "Stripe blocked this payment as too risky."
+    else:
+        network, reason, kind = "declined_by_network", code, "issuer_declined"
+        message = (
+            "The bank did not return any further details with this decline."
+            if code == "generic_decline"
+            else f"The bank returned the decline code `{code}`."
+        )
+    return {
+        "advice_code": None,
+        "network_advice_code": None,
+        "network_decline_code": None,
+        "network_status": network,
+        "reason": reason,
+        "seller_message": message,
+        "type": kind,
+    }
+
+
+def _charge(ctx: Context, intent: Obj, payment_method: Obj, card: ChargeBehavior, now: int) -> Obj:
     succeeded = card.decline_code is None
     details = payment_method["card"]
     charge_id = new_id("ch")
@@ -120,23 +152,13 @@ def _charge(ctx: Context, intent: Obj, payment_method: Obj, card: SimulatedCard,
             "description": intent["description"],
             "disputed": False,
             "failure_balance_transaction": None,
-            "failure_code": None if succeeded else "card_declined",
+            "failure_code": None if succeeded else decline_error_code(card.decline_code or ""),
             "failure_message": None if succeeded else card.decline_message,
             "fraud_details": {},
             "livemode": False,
             "metadata": {},
             "on_behalf_of": None,
-            "outcome": {
-                "advice_code": None,
-                "network_advice_code": None,
-                "network_decline_code": None,
-                "network_status": "approved_by_network" if succeeded else "declined_by_network",
-                "reason": None if succeeded else card.decline_code,
-                "seller_message": "Payment complete."
-                if succeeded
-                else "The bank did not return any further details with this decline.",
-                "type": "authorized" if succeeded else "issuer_declined",
-            },
+            "outcome": _outcome(card),
             "paid": succeeded,
             "payment_intent": intent["id"],
             "payment_method": payment_method["id"],

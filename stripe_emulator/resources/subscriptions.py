@@ -21,7 +21,7 @@ from .invoicing import (
     invoice_finalize,
     invoice_open,
 )
-from .payment_methods import simulated_card
+from .payment_methods import charge_behavior
 from .pricing import item_amount
 from .subscription_lifecycle import (
     ENDED,
@@ -109,15 +109,16 @@ def subscription_start(ctx: Context, params: dict[str, Any]) -> Obj:
                 "This customer has no attached payment source or default payment method. "
                 "Please consider adding a default payment method."
             )
-        card = simulated_card(method)
-        if behavior == "error_if_incomplete" and card.decline_code:
-            raise card_declined(card.decline_code, card.decline_message)
+        outcome = charge_behavior(method)
+        if behavior == "error_if_incomplete" and outcome.decline_code:
+            raise card_declined(outcome.decline_code, outcome.decline_message)
     # The first payment is settled within this request, so the subscription is announced
     # with the status it ends the request with, as Stripe does.
     pays_now = not charged_now or (
         behavior != "default_incomplete"
         and method is not None
-        and not simulated_card(method).decline_code
+        and not charge_behavior(method).decline_code
+        and not charge_behavior(method).requires_action
     )
     status = "trialing" if trial_end else ("active" if pays_now else "incomplete")
     interval, count = next(iter(intervals))

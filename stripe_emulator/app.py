@@ -41,6 +41,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     events: list[Obj] = field(default_factory=list)
     hang: float | None = None  # answer nothing; the transport drops the connection
+    # (its events, if any, were saved with the request and still go out)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -165,8 +166,25 @@ class Emulator:
         request_id = new_id("req")
         base_headers = {"Request-Id": request_id, "Stripe-Version": API_VERSION}
         fault = self.faults.take_request_fault(method, path)
+        if fault is not None and fault.kind == "timeout_after_commit":
+            # Done and saved in full; only the answer is lost on its way back.
+            response = self._request(method, path, query, headers, body, request_id, base_headers)
+            response.hang = fault.seconds
+            return response
         if fault is not None:
             return self._fault_response(fault.kind, fault.seconds, base_headers)
+        return self._request(method, path, query, headers, body, request_id, base_headers)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: str,
+        request_id: str,
+        base_headers: dict[str, str],
+    ) -> Response:
         try:
             api_key = _api_key(headers)
             found = find(ROUTES, method, path)

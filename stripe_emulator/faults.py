@@ -1,7 +1,10 @@
 """Faults injected on request through ``POST /_emulator/faults`` for reliability tests.
 
 Request faults answer the next ``count`` matching API requests with a 500, a 429 or no
-answer at all (a hang past the client's timeout, without touching state). Webhook faults
+answer at all: ``timeout`` hangs past the client's timeout without touching state;
+``timeout_after_commit`` does the request in full (saved, its idempotency record and
+webhooks included) and then loses the answer, the ambiguous failure a client must resolve by
+retrying with the same ``Idempotency-Key``. Webhook faults
 change how the next ``count`` events are delivered: twice, in reverse order, or late.
 """
 
@@ -11,7 +14,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-REQUEST_KINDS = ("error_500", "error_429", "timeout")
+REQUEST_KINDS = ("error_500", "error_429", "timeout", "timeout_after_commit")
 WEBHOOK_KINDS = ("webhook_duplicate", "webhook_out_of_order", "webhook_late")
 
 

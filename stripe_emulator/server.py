@@ -35,6 +35,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, self.path, dict(self.headers.items()), body
         )
         if response.hang is not None:
+            # A request done before its answer was lost (timeout_after_commit) still sends
+            # its webhooks, as Stripe would.
+            self.server.emulator.release(response)
             self._hang(response.hang)
             return
         try:

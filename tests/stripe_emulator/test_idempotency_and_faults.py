@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -197,3 +198,110 @@ def test_late_deliveries(server: RunningServer, receiver: Receiver) -> None:
     assert server.emulator.webhooks.wait_idle(5)
     assert _received_products(receiver) == [products[1], products[0]]
     assert time.monotonic() - started >= 0.5
+
+
+# timeout_after_commit: done and saved, the answer lost ------------------------------------
+
+
+def _open_invoice(v1: Any, amount: int = 900) -> tuple[str, str]:
+    customer = v1.customers.create({"email": "lost-answer@example.com"})
+    card = v1.payment_methods.attach("pm_card_visa", {"customer": customer.id})
+    draft = v1.invoices.create(
+        {"customer": customer.id, "auto_advance": False, "default_payment_method": card.id}
+    )
+    v1.invoice_items.create(
+        {"customer": customer.id, "invoice": draft.id, "amount": amount, "currency": "usd"}
+    )
+    return customer.id, v1.invoices.finalize_invoice(draft.id).id
+
+
+def test_timeout_after_commit_in_process_keeps_the_payment_and_replays_it(
+    in_process: InProcessHarness,
+) -> None:
+    in_process.subscribe_webhooks()
+    v1 = in_process.client.v1
+    customer, invoice = _open_invoice(v1)
+    in_process.emulator.faults.add(
+        {"kind": "timeout_after_commit", "count": 1, "method": "POST", "path": "/v1/invoices/"}
+    )
+    with pytest.raises(stripe.APIConnectionError):
+        v1.invoices.pay(invoice, options={"idempotency_key": "pay-once"})
+    # The payment happened and its events went out, though the answer never arrived.
+    assert v1.invoices.retrieve(invoice).status == "paid"
+    assert "invoice.paid" in [event.type for event in in_process.events()]
+
+    again = v1.invoices.pay(invoice, options={"idempotency_key": "pay-once"})
+    assert again.status == "paid"
+    assert again.last_response.headers["Idempotent-Replayed"] == "true"
+    assert [c.status for c in v1.charges.list({"customer": customer}).data] == ["succeeded"]
+    # Without the key, paying again is a new request: Stripe refuses a paid invoice.
+    with pytest.raises(stripe.InvalidRequestError):
+        v1.invoices.pay(invoice)
+
+
+def test_timeout_after_commit_only_matches_its_method_and_path(
+    in_process: InProcessHarness,
+) -> None:
+    v1 = in_process.client.v1
+    _customer, invoice = _open_invoice(v1)
+    in_process.emulator.faults.add(
+        {"kind": "timeout_after_commit", "method": "POST", "path": "/v1/invoices/"}
+    )
+    v1.invoices.retrieve(invoice)  # a GET is not matched
+    v1.customers.create({})  # nor another path
+    with pytest.raises(stripe.APIConnectionError):
+        v1.invoices.update(invoice, {"metadata": {"note": "kept"}})
+    assert in_process.emulator.faults.listing() == []  # count 1: used up
+    assert v1.invoices.retrieve(invoice).metadata.to_dict() == {"note": "kept"}
+    with pytest.raises(stripe.APIConnectionError):  # a refusal's answer is lost too
+        in_process.emulator.faults.add({"kind": "timeout_after_commit"})
+        v1.invoices.finalize_invoice(invoice)
+    with pytest.raises(stripe.InvalidRequestError):
+        v1.invoices.finalize_invoice(invoice)
+
+
+def test_timeout_after_commit_over_http_drops_the_connection_after_seconds(
+    server: RunningServer, receiver: Receiver
+) -> None:
+    v1 = http_client(server.url).v1
+    v1.webhook_endpoints.create({"url": receiver.url, "enabled_events": ["invoice.paid"]})
+    customer, invoice = _open_invoice(v1)
+    add_fault(
+        server,
+        kind="timeout_after_commit",
+        count=1,
+        method="POST",
+        path="/v1/invoices/",
+        seconds=0.3,
+    )
+    started = time.monotonic()
+    with pytest.raises(stripe.APIConnectionError):
+        v1.invoices.pay(invoice, options={"idempotency_key": "pay-http"})
+    assert time.monotonic() - started >= 0.3  # dropped after `seconds`, with no answer
+    assert v1.invoices.retrieve(invoice).status == "paid"
+    assert server.emulator.webhooks.wait_idle(10)
+    assert [json.loads(body)["type"] for body, _ in receiver.deliveries] == ["invoice.paid"]
+
+    replay = requests.post(
+        f"{server.url}/v1/invoices/{invoice}/pay",
+        headers={**AUTH, "Idempotency-Key": "pay-http"},
+        timeout=5,
+    )
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["status"] == "paid"
+    assert len(v1.charges.list({"customer": customer}).data) == 1
+
+
+def test_stripe_python_retries_a_lost_answer_with_the_same_key(server: RunningServer) -> None:
+    client = stripe.StripeClient(
+        API_KEY,
+        base_addresses={"api": server.url},
+        http_client=stripe.RequestsClient(timeout=0.3),
+        max_network_retries=1,
+    )
+    customer, invoice = _open_invoice(client.v1)
+    add_fault(server, kind="timeout_after_commit", path="/v1/invoices/", seconds=1.0)
+    paid = client.v1.invoices.pay(invoice)  # stripe-python's retry sends the same key
+    assert paid.status == "paid"
+    assert paid.last_response.headers["Idempotent-Replayed"] == "true"
+    assert len(client.v1.charges.list({"customer": customer}).data) == 1

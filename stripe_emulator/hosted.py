@@ -4,6 +4,8 @@
 ``payment_method=<test token>`` completes it and redirects (303) to ``success_url``; a
 decline re-renders the page with the reason. ``/invoice/<invoice>`` (a finalized invoice's
 ``hosted_invoice_url``) shows its lines and totals and pays an open invoice the same way;
+a payment waiting for 3-D Secure is completed (or failed) there with ``authenticate=complete``
+(``fail``);
 ``/invoice/<invoice>/pdf`` is its ``invoice_pdf``. Plainly labelled, no Stripe branding.
 """
 
@@ -17,7 +19,12 @@ from .context import Context
 from .errors import StripeError
 from .pdf import invoice_pdf, money
 from .resources.checkout import SESSION, CheckoutDeclined, checkout_session_complete
-from .resources.invoicing import PaymentFailure, invoice_collect
+from .resources.invoicing import (
+    PaymentFailure,
+    invoice_authenticate,
+    invoice_collect,
+    invoice_pending_intent,
+)
 from .store import Obj
 
 Page = tuple[int, dict[str, str], bytes]
@@ -79,14 +86,22 @@ def invoice_page(ctx: Context, method: str, path: str, body: str) -> Page:
         }
         return 200, headers, invoice_pdf(invoice)
     title = f"Invoice {invoice['number']}"
+    pending = invoice_pending_intent(ctx.store, invoice) is not None
     if invoice["status"] != "open" or method != "POST":
-        return _invoice_view(invoice, title, error=None)
+        return _invoice_view(invoice, title, error=None, pending=pending)
+    form = parse_qs(body)
     try:
-        failure = invoice_collect(ctx, invoice, _token(body))
+        if "authenticate" in form:  # the test 3-D Secure challenge: complete or fail it
+            succeeded = form["authenticate"][0] == "complete"
+            failure = invoice_authenticate(ctx, invoice, succeeded=succeeded)
+        else:
+            failure = invoice_collect(ctx, invoice, _token(body))
     except StripeError as error:  # an unknown token, or a card that cannot be attached
         failure = PaymentFailure(error.message)
+    pending = invoice_pending_intent(ctx.store, invoice) is not None
     if failure is not None:
-        return _invoice_view(invoice, title, error=failure.message, status=402)
+        status = 200 if failure.intent is not None else 402  # asks for authentication
+        return _invoice_view(invoice, title, error=failure.message, status=status, pending=pending)
     return _invoice_view(invoice, title, error=None, note="Thank you: this invoice is paid.")
 
 
@@ -109,7 +124,13 @@ def _checkout_form(session: Obj, *, error: str | None, status: int = 200) -> Pag
 
 
 def _invoice_view(
-    invoice: Obj, title: str, *, error: str | None, status: int = 200, note: str = ""
+    invoice: Obj,
+    title: str,
+    *,
+    error: str | None,
+    status: int = 200,
+    note: str = "",
+    pending: bool = False,
 ) -> Page:
     """The invoice's lines and totals, a link to its PDF, and (while open) the card form."""
     currency = invoice["currency"]
@@ -133,6 +154,21 @@ def _invoice_view(
         table,
         f'<p><a href="{html.escape(invoice["invoice_pdf"] or "")}">Download the PDF</a></p>',
     ]
+    if invoice["status"] == "open" and pending:
+        amount = money(invoice["amount_remaining"], currency)
+        problem = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+        action = html.escape(invoice["hosted_invoice_url"])
+        parts.append(
+            f"<section class='authentication'><h2>Authentication required</h2>{problem}"
+            f"<p>Your bank asks you to confirm the payment of {html.escape(amount)} "
+            "(a test 3-D Secure challenge).</p>"
+            f'<form method="post" action="{action}">'
+            '<button type="submit" name="authenticate" value="complete">'
+            "Complete authentication</button> "
+            '<button type="submit" name="authenticate" value="fail">'
+            "Fail authentication</button></form></section>"
+        )
+        error = None
     if invoice["status"] == "open":
         amount = money(invoice["amount_remaining"], currency)
         parts.append(_card_form(f"Amount due: {amount}", invoice["hosted_invoice_url"], error))

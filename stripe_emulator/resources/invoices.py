@@ -18,6 +18,7 @@ from .invoicing import (
     AUTO_FINALIZE_DELAY,
     invoice_build,
     invoice_collect,
+    invoice_drop_pending,
     invoice_finalize,
     invoice_mark_paid,
     invoice_open,
@@ -192,6 +193,7 @@ def invoice_void(ctx: Context, params: dict[str, Any], invoice: str) -> Obj:
     if found["status"] != "open":
         raise invalid_request(f"You can only void open invoices (this one is {found['status']}).")
     before = ctx.snapshot(found)
+    invoice_drop_pending(ctx, found, "void_invoice")
     found["status"] = "void"
     found["status_transitions"]["voided_at"] = ctx.now(found["test_clock"])
     found["next_payment_attempt"] = None

@@ -17,7 +17,7 @@ from .payment_methods import (
     payment_method_check_usable,
     payment_method_resolve,
 )
-from .payments import charge_attempt
+from .payments import charge_attempt, payment_intent_authenticated, payment_intent_cancel
 
 # Stripe finalizes a subscription's draft about an hour after our endpoints acknowledge its
 # ``invoice.created`` (answer 2xx), and at most 72 hours after it was created when they do not.
@@ -417,17 +417,79 @@ def _subscription_of(store: Store, invoice: Obj) -> Obj | None:
     return store.get(details.get("subscription") or "")
 
 
+# Stripe's answer to paying an invoice whose payment needs the customer's authentication.
+REQUIRES_ACTION_MESSAGE = (
+    "This payment requires additional user action before it can be completed successfully. "
+    "Payment can be completed using the PaymentIntent associated with the invoice. For more "
+    "information, see: https://docs.stripe.com/billing/subscriptions/overview#requires-action"
+)
+
+
 @dataclass(frozen=True)
 class PaymentFailure:
-    """Why collecting an invoice failed: a declined card, or no payment method at all."""
+    """Why collecting an invoice failed: a declined card, a card needing authentication
+    (``intent`` is the payment intent waiting for it), or no payment method at all."""
 
     message: str
     decline_code: str | None = None
+    intent: Obj | None = None
 
     def error(self) -> StripeError:
+        if self.intent is not None:
+            return StripeError(
+                402,
+                self.message,
+                type="card_error",
+                code="invoice_payment_intent_requires_action",
+                extra={"payment_intent": self.intent},
+            )
         if self.decline_code is None:
             return invalid_request(self.message)
         return card_declined(self.decline_code, self.message)
+
+
+def invoice_pending_intent(store: Store, invoice: Obj) -> Obj | None:
+    """The payment intent of an invoice still waiting for the customer's authentication."""
+    intent = store.get(invoice.get("_pending_intent") or "")
+    return intent if intent is not None and intent["status"] == "requires_action" else None
+
+
+def invoice_drop_pending(ctx: Context, invoice: Obj, reason: str) -> None:
+    """A new attempt, a payment out of band or a void ends the wait for authentication."""
+    intent = invoice_pending_intent(ctx.store, invoice)
+    invoice.pop("_pending_intent", None)
+    if intent is None:
+        return
+    payment_intent_cancel(ctx, intent, reason)
+    for payment in ctx.store.select(
+        "invoice_payment",
+        lambda p: p["payment"].get("payment_intent") == intent["id"] and p["status"] == "open",
+    ):
+        payment["status"] = "canceled"
+        payment["status_transitions"]["canceled_at"] = ctx.now(invoice["test_clock"])
+        ctx.store.touch(payment)
+
+
+def invoice_authenticate(ctx: Context, invoice: Obj, *, succeeded: bool) -> PaymentFailure | None:
+    """The customer completed (or failed) 3-D Secure for the invoice's pending payment, on
+    the hosted invoice page; ``None`` when it is paid."""
+    intent = invoice_pending_intent(ctx.store, invoice)
+    if intent is None or invoice["status"] != "open":
+        return PaymentFailure("This invoice has no payment waiting for authentication.")
+    invoice.pop("_pending_intent", None)
+    payment_intent_authenticated(ctx, intent, succeeded=succeeded)
+    if succeeded:
+        invoice_mark_paid(ctx, invoice, intent)
+        return None
+    for payment in ctx.store.select(
+        "invoice_payment", lambda p: p["payment"].get("payment_intent") == intent["id"]
+    ):
+        payment["status"] = "canceled"
+        payment["status_transitions"]["canceled_at"] = ctx.now(invoice["test_clock"])
+        ctx.store.touch(payment)
+    ctx.store.touch(invoice)
+    ctx.emit("invoice.payment_failed", invoice)
+    return PaymentFailure(intent["last_payment_error"]["message"])
 
 
 def invoice_collect(
@@ -436,6 +498,7 @@ def invoice_collect(
     """Charge an open invoice; ``None`` when it is paid."""
     method = _payment_method_for(ctx, invoice, payment_method)
     customer = ctx.fetch("customer", invoice["customer"])
+    invoice_drop_pending(ctx, invoice, "automatic")  # this attempt replaces the one waiting
     invoice["attempted"] = True
     invoice["attempt_count"] += 1
     invoice["next_payment_attempt"] = None
@@ -454,7 +517,16 @@ def invoice_collect(
         amount=invoice["amount_remaining"],
         currency=invoice["currency"],
         description=f"Payment for Invoice {invoice['number']}",
+        authentication_url=invoice["hosted_invoice_url"],
     )
+    if intent["status"] == "requires_action":
+        # Stripe waits for the customer: no automatic retry, the hosted page asks for it.
+        invoice["_pending_intent"] = intent["id"]
+        _invoice_payment(ctx, invoice, intent, status="open")
+        ctx.store.touch(invoice)
+        ctx.emit("invoice.payment_action_required", invoice)
+        _subscription_status(ctx, invoice, "past_due")
+        return PaymentFailure(REQUIRES_ACTION_MESSAGE, intent=ctx.snapshot(intent))
     if intent["status"] != "succeeded":
         _invoice_payment(ctx, invoice, intent, status="failed")
         ctx.store.touch(invoice)
@@ -474,7 +546,9 @@ def invoice_mark_paid(ctx: Context, invoice: Obj, intent: Obj | None) -> None:
     invoice["next_payment_attempt"] = None
     invoice["auto_advance"] = False
     ctx.store.touch(invoice)
-    if intent is not None:
+    if intent is None:
+        invoice_drop_pending(ctx, invoice, "automatic")  # paid out of band
+    else:
         payment = _invoice_payment(ctx, invoice, intent, status="paid")
         ctx.emit("invoice_payment.paid", payment)
     ctx.emit("invoice.paid", invoice)
@@ -484,6 +558,16 @@ def invoice_mark_paid(ctx: Context, invoice: Obj, intent: Obj | None) -> None:
 
 def _invoice_payment(ctx: Context, invoice: Obj, intent: Obj, *, status: str) -> Obj:
     now = ctx.now(invoice["test_clock"])
+    for waiting in ctx.store.select(
+        "invoice_payment",
+        lambda p: p["payment"].get("payment_intent") == intent["id"] and p["status"] == "open",
+    ):  # the payment that waited for authentication is now paid
+        waiting["status"] = status
+        waiting["amount_paid"] = intent["amount_received"]
+        waiting["is_default"] = True
+        waiting["status_transitions"]["paid_at"] = now
+        ctx.store.touch(waiting)
+        return waiting
     return ctx.store.add(
         {
             "id": new_id("inpay"),

@@ -24,6 +24,7 @@ def charge_attempt(
     amount: int,
     currency: str,
     description: str | None,
+    authentication_url: str | None = None,
 ) -> tuple[Obj, ChargeBehavior]:
     """Charge a card off-session; returns the payment intent (succeeded or failed) and how
     the card behaved."""
@@ -75,6 +76,19 @@ def charge_attempt(
     }
     ctx.store.add(intent)
     ctx.emit("payment_intent.created", intent)
+    if card.requires_action:
+        # 3-D Secure: no charge until the customer authenticates (on the hosted invoice page).
+        intent["status"] = "requires_action"
+        intent["next_action"] = {
+            "type": "use_stripe_sdk",
+            "use_stripe_sdk": {
+                "type": "three_d_secure_redirect",
+                "stripe_js": authentication_url,
+                "source": payment_method["id"],
+            },
+        }
+        ctx.emit("payment_intent.requires_action", intent)
+        return intent, card
     charge = _charge(ctx, intent, payment_method, card, now)
     intent["latest_charge"] = charge["id"]
     if card.decline_code:
@@ -95,6 +109,57 @@ def charge_attempt(
         ctx.emit("charge.succeeded", charge)
         ctx.emit("payment_intent.succeeded", intent)
     return intent, card
+
+
+# Stripe's ``last_payment_error`` when the customer fails 3-D Secure.
+AUTHENTICATION_FAILED = (
+    "The provided PaymentMethod has failed authentication. You can provide "
+    "payment_method_data or a new PaymentMethod to attempt to fulfill this PaymentIntent again."
+)
+
+
+def payment_intent_authenticated(ctx: Context, intent: Obj, *, succeeded: bool) -> None:
+    """The customer completed (or failed) authentication of a ``requires_action`` intent:
+    the card is charged, or the intent needs another payment method."""
+    method = ctx.fetch("payment_method", intent["payment_method"], label="PaymentMethod")
+    intent["next_action"] = None
+    if succeeded:
+        now = ctx.now(ctx.fetch("customer", intent["customer"])["test_clock"])
+        charge = _charge(ctx, intent, method, ChargeBehavior(), now)
+        charge["payment_method_details"]["card"]["three_d_secure"] = {
+            "authentication_flow": "challenge",
+            "electronic_commerce_indicator": "05",
+            "result": "authenticated",
+            "result_reason": None,
+            "transaction_id": None,
+            "version": "2.2.0",
+        }
+        intent["latest_charge"] = charge["id"]
+        intent["status"] = "succeeded"
+        intent["amount_received"] = intent["amount"]
+        ctx.store.touch(intent)
+        ctx.emit("charge.succeeded", charge)
+        ctx.emit("payment_intent.succeeded", intent)
+        return
+    intent["status"] = "requires_payment_method"
+    intent["last_payment_error"] = {
+        "type": "invalid_request_error",
+        "code": "payment_intent_authentication_failure",
+        "message": AUTHENTICATION_FAILED,
+        "payment_method": ctx.snapshot(method),
+    }
+    intent["payment_method"] = None
+    ctx.store.touch(intent)
+    ctx.emit("payment_intent.payment_failed", intent)
+
+
+def payment_intent_cancel(ctx: Context, intent: Obj, reason: str) -> None:
+    """An intent still waiting for authentication, given up (its invoice was voided or paid
+    another way)."""
+    now = ctx.now(ctx.fetch("customer", intent["customer"])["test_clock"])
+    intent.update(status="canceled", canceled_at=now, cancellation_reason=reason, next_action=None)
+    ctx.store.touch(intent)
+    ctx.emit("payment_intent.canceled", intent)
 
 
 def _outcome(card: ChargeBehavior) -> Obj:

@@ -134,6 +134,18 @@ def back_office(stripe_emulator, stripe_client) -> dict[str, str]:
     )
     api.invoices.finalize_invoice(voided, {"auto_advance": False})
     api.invoices.void_invoice(voided)
+    # A card needing authentication (3-D Secure): the payment waits, then the invoice is void.
+    needs_action = api.payment_methods.attach(
+        "pm_card_authenticationRequired", {"customer": buyer.id}
+    )
+    waiting = api.invoices.create({"customer": buyer.id}).id
+    api.invoice_items.create(
+        {"customer": buyer.id, "amount": 400, "currency": "usd", "invoice": waiting}
+    )
+    api.invoices.finalize_invoice(waiting, {"auto_advance": False})
+    with pytest.raises(stripe.CardError):
+        api.invoices.pay(waiting, {"payment_method": needs_action.id})
+    api.invoices.void_invoice(waiting)
     api.invoices.delete(api.invoices.create({"customer": buyer.id}).id)
 
     intent = api.setup_intents.create({"customer": buyer.id})

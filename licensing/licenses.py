@@ -2,13 +2,19 @@
 offline against the public keys at /.well-known/jwks.json.
 
 The signing key comes from LICENSE_SIGNING_KEY (PEM text or a file path) or else from a key
-generated once into the data dir; it is loaded once per process. `license_key_rotate`
-makes a new key current; the old one stays published while licenses it signed are live.
+generated once and kept in the database, sealed with a key derived from DJANGO_SECRET_KEY, so
+every instance on the database signs with the same key whatever its disk holds. Each process
+checks which key is current every SIGNING_KEY_RECHECK_SECONDS. `license_key_rotate` makes a
+new key current; the old one stays published while licenses it signed are live.
 """
 
-import functools
+import base64
 import hashlib
 import json
+import logging
+import os
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,10 +22,14 @@ from functools import partial
 from pathlib import Path
 
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Customer
@@ -34,12 +44,10 @@ ALGORITHM = "EdDSA"
 PAID_GRACE = timedelta(days=3)
 # Without a plan, the license states that for this long after it began.
 NO_PLAN_VALIDITY = timedelta(days=30)
+# How stale a process's idea of the current signing key may be after another instance rotates.
+SIGNING_KEY_RECHECK_SECONDS = 60
 
-
-def _key_dir() -> Path:
-    path = Path(settings.DATA_DIR) / "license-keys"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+logger = logging.getLogger(__name__)
 
 
 def _public_pem(private_key: Ed25519PrivateKey) -> str:
@@ -64,18 +72,123 @@ def _load_pem(text: str) -> Ed25519PrivateKey:
     return key
 
 
-def _save_generated(private_key: Ed25519PrivateKey) -> str:
-    kid = key_id(private_key)
-    path = _key_dir() / f"{kid}.pem"
-    path.touch(mode=0o600)
-    path.write_bytes(
-        private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+def _sealing_key() -> bytes:
+    """The key that seals generated signing keys in the database, derived from SECRET_KEY:
+    every instance configured with the same DJANGO_SECRET_KEY can open them."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"billing-portal license signing key"
+    ).derive(settings.SECRET_KEY.encode())
+
+
+def _seal(private_key: Ed25519PrivateKey) -> str:
+    raw = private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
-    return kid
+    nonce = os.urandom(12)
+    sealed = AESGCM(_sealing_key()).encrypt(nonce, raw, key_id(private_key).encode())
+    return "v1:" + base64.b64encode(nonce + sealed).decode()
+
+
+def _unseal(key: SigningKey) -> Ed25519PrivateKey | None:
+    """The private half of a generated key, or None when this process cannot open it (no
+    sealed copy, or DJANGO_SECRET_KEY changed since it was sealed)."""
+    if not key.private_key_sealed.startswith("v1:"):
+        return None
+    blob = base64.b64decode(key.private_key_sealed[3:])
+    try:
+        raw = AESGCM(_sealing_key()).decrypt(blob[:12], blob[12:], key.kid.encode())
+    except InvalidTag:
+        return None
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def _legacy_file_key(kid: str) -> Ed25519PrivateKey | None:
+    """Keys generated before they were sealed in the database lived in the data dir."""
+    path = Path(settings.DATA_DIR) / "license-keys" / f"{kid}.pem"
+    return _load_pem(path.read_text()) if path.exists() else None
+
+
+def _generate_current() -> tuple[str, Ed25519PrivateKey]:
+    """A new key, made current unless another process made one current first: then that
+    one is used. The unique constraint on the current key decides the race."""
+    private_key = Ed25519PrivateKey.generate()
+    kid = key_id(private_key)
+    try:
+        with transaction.atomic():
+            SigningKey.objects.create(
+                kid=kid,
+                public_key=_public_pem(private_key),
+                private_key_sealed=_seal(private_key),
+                is_current=True,
+            )
+    except IntegrityError:
+        current = SigningKey.objects.get(is_current=True)
+        theirs = _unseal(current)
+        if theirs is None:
+            raise ImproperlyConfigured(
+                f"License signing key {current.kid} cannot be opened with this "
+                "DJANGO_SECRET_KEY: give every instance the same DJANGO_SECRET_KEY."
+            ) from None
+        return current.kid, theirs
+    logger.info("License signing key %s generated and made current", kid)
+    return kid, private_key
+
+
+def _current_key() -> tuple[str, Ed25519PrivateKey]:
+    configured = settings.LICENSE_SIGNING_KEY
+    if configured:
+        text = configured if "BEGIN" in configured else Path(configured).read_text()
+        private_key = _load_pem(text)
+        return _make_current(private_key), private_key
+    current = SigningKey.objects.filter(is_current=True).first()
+    if current is not None:
+        private_key = _unseal(current) or _legacy_file_key(current.kid)
+        if private_key is not None:
+            if not current.private_key_sealed:
+                current.private_key_sealed = _seal(private_key)
+                current.save(update_fields=["private_key_sealed"])
+            return current.kid, private_key
+        logger.warning(
+            "License signing key %s cannot be opened here (DJANGO_SECRET_KEY changed?): "
+            "a new key replaces it; licenses it signed still verify",
+            current.kid,
+        )
+        return _rotate_to(Ed25519PrivateKey.generate())
+    return _generate_current()
+
+
+class _SigningKeyCache:
+    """The current signing key, read once and checked again every
+    SIGNING_KEY_RECHECK_SECONDS: a key rotated by another instance is picked up within
+    that time. Inside an open transaction nothing is cached, since the key it may have
+    generated is not there for anyone else until it commits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entry: tuple[str, Ed25519PrivateKey, float] | None = None
+
+    def __call__(self) -> tuple[str, Ed25519PrivateKey]:
+        entry = self._entry
+        now = time.monotonic()
+        if entry is not None and now - entry[2] < SIGNING_KEY_RECHECK_SECONDS:
+            return entry[0], entry[1]
+        with self._lock:
+            if entry is not None:
+                current = SigningKey.objects.filter(is_current=True).values_list("kid", flat=True)
+                if list(current) == [entry[0]]:
+                    self._entry = (entry[0], entry[1], now)
+                    return entry[0], entry[1]
+            kid, private_key = _current_key()
+            if not connection.in_atomic_block:
+                self._entry = (kid, private_key, now)
+            return kid, private_key
+
+    def cache_clear(self) -> None:
+        self._entry = None
+
+
+signing_key = _SigningKeyCache()
+signing_key.__doc__ = "(kid, private key) that signs new licenses."
 
 
 @transaction.atomic
@@ -88,31 +201,27 @@ def _make_current(private_key: Ed25519PrivateKey) -> str:
     return kid
 
 
-@functools.cache
-def signing_key() -> tuple[str, Ed25519PrivateKey]:
-    """(kid, private key) that signs new licenses; read once per process."""
-    configured = settings.LICENSE_SIGNING_KEY
-    if configured:
-        text = configured if "BEGIN" in configured else Path(configured).read_text()
-        private_key = _load_pem(text)
-        return _make_current(private_key), private_key
-    current = SigningKey.objects.filter(is_current=True).first()
-    if current and (path := _key_dir() / f"{current.kid}.pem").exists():
-        return current.kid, _load_pem(path.read_text())
-    private_key = Ed25519PrivateKey.generate()
-    _save_generated(private_key)
-    return _make_current(private_key), private_key
+def _rotate_to(private_key: Ed25519PrivateKey) -> tuple[str, Ed25519PrivateKey]:
+    kid = key_id(private_key)
+    with transaction.atomic():
+        SigningKey.objects.filter(is_current=True).update(is_current=False)
+        SigningKey.objects.create(
+            kid=kid,
+            public_key=_public_pem(private_key),
+            private_key_sealed=_seal(private_key),
+            is_current=True,
+        )
+    return kid, private_key
 
 
 def license_key_rotate() -> str:
-    """Generate a key into the data dir and sign with it from now on; returns its kid."""
+    """Generate a key, sealed in the database, and sign with it from now on (other
+    instances within SIGNING_KEY_RECHECK_SECONDS); returns its kid."""
     if settings.LICENSE_SIGNING_KEY:
         raise ValueError(
             "LICENSE_SIGNING_KEY is set: rotate by setting a new key there and restarting."
         )
-    private_key = Ed25519PrivateKey.generate()
-    _save_generated(private_key)
-    kid = _make_current(private_key)
+    kid, _ = _rotate_to(Ed25519PrivateKey.generate())
     signing_key.cache_clear()
     return kid
 
@@ -183,6 +292,7 @@ def license_refresh(*, customer: Customer) -> License | None:
     one is revoked and the new one emailed. Returns the new license, if one was issued."""
     from . import tasks
 
+    signing_key()  # outside the transaction: a key generated now is committed for everyone
     with transaction.atomic():
         Customer.objects.select_for_update().filter(pk=customer.pk).first()
         customer.refresh_from_db(fields=["trial_ends_at"])

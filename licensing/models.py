@@ -251,10 +251,18 @@ class UsageTotal(models.Model):
 
 class SigningKey(models.Model):
     """A license signing key's public half, published in the JWKS while licenses it signed
-    may be live. The private half stays in LICENSE_SIGNING_KEY or the data dir."""
+    may be live. A generated key's private half is kept here sealed (AES-GCM under a key
+    derived from DJANGO_SECRET_KEY); a configured one stays in LICENSE_SIGNING_KEY."""
 
     kid = models.CharField(max_length=64, primary_key=True)
     public_key = models.TextField(help_text="Ed25519 public key, PEM.")
+    private_key_sealed = models.TextField(
+        blank=True,
+        default="",
+        editable=False,
+        help_text="A generated key's private half, sealed with DJANGO_SECRET_KEY; empty for "
+        "a key configured in LICENSE_SIGNING_KEY.",
+    )
     is_current = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

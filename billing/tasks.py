@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from billing_portal.scheduling import once_per_interval
+
 from .errors import GatewayUnavailable
 
 
@@ -18,6 +20,7 @@ def stripe_event_process(*, event_id: str) -> bool:
 
 
 @shared_task
+@once_per_interval("billing.tasks.events_reconcile")
 def events_reconcile() -> int:
     """Run by beat (CELERY_BEAT_SCHEDULE): recover events whose webhook never came."""
     from .events import events_reconcile as reconcile
@@ -26,6 +29,7 @@ def events_reconcile() -> int:
 
 
 @shared_task
+@once_per_interval("billing.tasks.invoices_sync")
 def invoices_sync() -> int:
     """Run by beat (CELERY_BEAT_SCHEDULE): the current invoices to Stripe, by diff. An
     invoice that fails is left for the next run, with the same keys."""

@@ -5,6 +5,8 @@ import smtplib
 
 from celery import shared_task
 
+from billing_portal.scheduling import once_per_interval
+
 from . import notifications
 
 
@@ -36,6 +38,7 @@ def trial_ending_email_send(*, customer_id: str) -> None:
 
 
 @shared_task
+@once_per_interval("licensing.tasks.trial_ending_reminders_send")
 def trial_ending_reminders_send() -> int:
     """Run by beat every hour (CELERY_BEAT_SCHEDULE)."""
     from .services import trial_ending_reminders_send as send

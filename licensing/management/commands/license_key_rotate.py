@@ -15,4 +15,6 @@ class Command(BaseCommand):
             kid = license_key_rotate()
         except ValueError as error:
             raise CommandError(str(error)) from error
-        self.stdout.write(f"New licenses are signed with key {kid}. Other instances pick it up within a minute.")
+        self.stdout.write(
+            f"New licenses are signed with key {kid}. Other instances pick it up within a minute."
+        )

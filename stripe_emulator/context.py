@@ -38,6 +38,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "invoice.created",
         "invoice.deleted",
         "invoice.finalized",
+        "invoice.marked_uncollectible",
         "invoice.paid",
         "invoice.payment_action_required",
         "invoice.payment_failed",

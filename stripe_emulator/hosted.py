@@ -29,6 +29,9 @@ from .store import Obj
 
 Page = tuple[int, dict[str, str], bytes]
 
+# An uncollectible invoice can still be paid, as at Stripe.
+PAYABLE = ("open", "uncollectible")
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#222}
 .banner{background:#fff3c4;border:1px solid #e0c060;padding:.5rem .75rem;border-radius:4px}
@@ -87,7 +90,7 @@ def invoice_page(ctx: Context, method: str, path: str, body: str) -> Page:
         return 200, headers, invoice_pdf(invoice)
     title = f"Invoice {invoice['number']}"
     pending = invoice_pending_intent(ctx.store, invoice) is not None
-    if invoice["status"] != "open" or method != "POST":
+    if invoice["status"] not in PAYABLE or method != "POST":
         return _invoice_view(invoice, title, error=None, pending=pending)
     form = parse_qs(body)
     try:
@@ -154,7 +157,7 @@ def _invoice_view(
         table,
         f'<p><a href="{html.escape(invoice["invoice_pdf"] or "")}">Download the PDF</a></p>',
     ]
-    if invoice["status"] == "open" and pending:
+    if invoice["status"] in PAYABLE and pending:
         amount = money(invoice["amount_remaining"], currency)
         problem = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
         action = html.escape(invoice["hosted_invoice_url"])
@@ -169,7 +172,7 @@ def _invoice_view(
             "Fail authentication</button></form></section>"
         )
         error = None
-    if invoice["status"] == "open":
+    if invoice["status"] in PAYABLE:
         amount = money(invoice["amount_remaining"], currency)
         parts.append(_card_form(f"Amount due: {amount}", invoice["hosted_invoice_url"], error))
     return _page(status, title, "".join(parts))

@@ -21,6 +21,7 @@ from .invoicing import (
     invoice_drop_pending,
     invoice_finalize,
     invoice_mark_paid,
+    invoice_mark_uncollectible,
     invoice_open,
     invoice_pull_pending,
 )
@@ -175,10 +176,12 @@ def invoice_pay(ctx: Context, params: dict[str, Any], invoice: str) -> Obj:
     found = ctx.fetch("invoice", invoice)
     if found["status"] == "draft":
         invoice_finalize(ctx, found)
+    # Stripe's answers (it sends no error code with either); an uncollectible invoice can
+    # still be paid.
     if found["status"] == "paid":
-        raise invalid_request("Invoice is already paid.")
-    if found["status"] != "open":
-        raise invalid_request(f"You cannot pay an invoice with status {found['status']}.")
+        raise invalid_request("Invoice is already paid")
+    if found["status"] == "void":
+        raise invalid_request("Voided invoices cannot be paid.")
     if params.get("paid_out_of_band"):
         invoice_mark_paid(ctx, found, intent=None)
         return found
@@ -190,8 +193,10 @@ def invoice_pay(ctx: Context, params: dict[str, Any], invoice: str) -> Obj:
 
 def invoice_void(ctx: Context, params: dict[str, Any], invoice: str) -> Obj:
     found = ctx.fetch("invoice", invoice)
-    if found["status"] != "open":
-        raise invalid_request(f"You can only void open invoices (this one is {found['status']}).")
+    if found["status"] not in ("open", "uncollectible"):
+        raise invalid_request(
+            f"You can only void open or uncollectible invoices (this one is {found['status']})."
+        )
     before = ctx.snapshot(found)
     invoice_drop_pending(ctx, found, "void_invoice")
     found["status"] = "void"
@@ -200,6 +205,17 @@ def invoice_void(ctx: Context, params: dict[str, Any], invoice: str) -> Obj:
     found["auto_advance"] = False
     ctx.store.touch(found)
     ctx.emit("invoice.voided", found, before)
+    return found
+
+
+def invoice_mark_uncollectible_endpoint(ctx: Context, params: dict[str, Any], invoice: str) -> Obj:
+    found = ctx.fetch("invoice", invoice)
+    if found["status"] != "open":
+        raise invalid_request(
+            f"You can only mark open invoices as uncollectible (this one is {found['status']}).",
+            param="invoice",
+        )
+    invoice_mark_uncollectible(ctx, found)
     return found
 
 
@@ -243,6 +259,12 @@ ROUTES = [
     ),
     route("POST", "/v1/invoices/{invoice}/pay", invoice_pay, P.InvoicePayParams),
     route("POST", "/v1/invoices/{invoice}/void", invoice_void, P.InvoiceVoidInvoiceParams),
+    route(
+        "POST",
+        "/v1/invoices/{invoice}/mark_uncollectible",
+        invoice_mark_uncollectible_endpoint,
+        P.InvoiceMarkUncollectibleParams,
+    ),
     route("GET", "/v1/invoices/{invoice}/lines", invoice_lines, P.InvoiceListLinesParams),
     route("GET", "/v1/invoice_payments", invoice_payment_list, P.InvoicePaymentListParams),
     route(

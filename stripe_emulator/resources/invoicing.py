@@ -407,8 +407,9 @@ def _payment_method_for(ctx: Context, invoice: Obj, explicit: str | None) -> Obj
         subscription["default_payment_method"] if subscription else None,
         customer["invoice_settings"]["default_payment_method"],
     ):
-        if method_id:
-            return ctx.store.get(method_id)
+        method = ctx.store.get(method_id) if method_id else None
+        if method is not None and not method.get("_detached"):  # a detached card is skipped
+            return method
     return None
 
 
@@ -554,6 +555,18 @@ def invoice_mark_paid(ctx: Context, invoice: Obj, intent: Obj | None) -> None:
     ctx.emit("invoice.paid", invoice)
     ctx.emit("invoice.payment_succeeded", invoice)
     _subscription_status(ctx, invoice, "active")
+
+
+def invoice_mark_uncollectible(ctx: Context, invoice: Obj) -> None:
+    """An open invoice written off: no more automatic attempts; it can still be paid."""
+    before = ctx.snapshot(invoice)
+    invoice_drop_pending(ctx, invoice, "automatic")
+    invoice["status"] = "uncollectible"
+    invoice["status_transitions"]["marked_uncollectible_at"] = ctx.now(invoice["test_clock"])
+    invoice["next_payment_attempt"] = None
+    invoice["auto_advance"] = False
+    ctx.store.touch(invoice)
+    ctx.emit("invoice.marked_uncollectible", invoice, before)
 
 
 def _invoice_payment(ctx: Context, invoice: Obj, intent: Obj, *, status: str) -> Obj:

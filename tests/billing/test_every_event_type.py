@@ -146,6 +146,12 @@ def back_office(stripe_emulator, stripe_client) -> dict[str, str]:
     with pytest.raises(stripe.CardError):
         api.invoices.pay(waiting, {"payment_method": needs_action.id})
     api.invoices.void_invoice(waiting)
+    written_off = api.invoices.create({"customer": buyer.id}).id
+    api.invoice_items.create(
+        {"customer": buyer.id, "amount": 200, "currency": "usd", "invoice": written_off}
+    )
+    api.invoices.finalize_invoice(written_off, {"auto_advance": False})
+    api.invoices.mark_uncollectible(written_off)
     api.invoices.delete(api.invoices.create({"customer": buyer.id}).id)
 
     intent = api.setup_intents.create({"customer": buyer.id})

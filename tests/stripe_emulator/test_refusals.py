@@ -104,6 +104,16 @@ class World:
             {"customer": ids["customer"], "amount": 300, "currency": "usd", "invoice": billable.id}
         )
         ids["open_invoice"] = v1.invoices.finalize_invoice(billable.id).id
+        for name in ("paid_invoice", "void_invoice", "uncollectible_paid"):
+            made = v1.invoices.create({"customer": ids["customer"]})
+            v1.invoice_items.create(
+                {"customer": ids["customer"], "amount": 400, "currency": "usd", "invoice": made.id}
+            )
+            ids[name] = v1.invoices.finalize_invoice(made.id).id
+        v1.invoices.pay(ids["paid_invoice"])
+        v1.invoices.void_invoice(ids["void_invoice"])
+        v1.invoices.mark_uncollectible(ids["uncollectible_paid"])
+        v1.invoices.pay(ids["uncollectible_paid"])
         for name, with_subscription in (("clock", True), ("empty_clock", False)):
             clock = v1.test_helpers.test_clocks.create({"frozen_time": START})
             ids[name] = clock.id
@@ -214,6 +224,78 @@ SPENT = "The provided PaymentMethod was previously used with a PaymentIntent wit
     ],
 )
 def test_payment_methods(unchanged_world: World, request_: Any, expected: Any) -> None:
+    assert_refused(unchanged_world, request_, expected)
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        row(
+            "pay a paid invoice",
+            "POST",
+            "/v1/invoices/{paid_invoice}/pay",
+            "",
+            None,
+            None,
+            "Invoice is already paid",
+        ),
+        row(
+            "pay a paid invoice with another card",
+            "POST",
+            "/v1/invoices/{paid_invoice}/pay",
+            "payment_method=pm_card_mastercard",
+            None,
+            None,
+            "Invoice is already paid",
+        ),
+        row(
+            "pay a paid invoice out of band",
+            "POST",
+            "/v1/invoices/{paid_invoice}/pay",
+            "paid_out_of_band=true",
+            None,
+            None,
+            "Invoice is already paid",
+        ),
+        row(
+            "pay an uncollectible invoice paid since",
+            "POST",
+            "/v1/invoices/{uncollectible_paid}/pay",
+            "",
+            None,
+            None,
+            "Invoice is already paid",
+        ),
+        row(
+            "pay a void invoice",
+            "POST",
+            "/v1/invoices/{void_invoice}/pay",
+            "",
+            None,
+            None,
+            "Voided invoices cannot be paid.",
+        ),
+        row(
+            "mark a paid invoice uncollectible",
+            "POST",
+            "/v1/invoices/{paid_invoice}/mark_uncollectible",
+            "",
+            None,
+            "invoice",
+            "You can only mark open invoices as uncollectible",
+        ),
+        row(
+            "void a paid invoice",
+            "POST",
+            "/v1/invoices/{paid_invoice}/void",
+            "",
+            None,
+            None,
+            "You can only void open or uncollectible invoices",
+        ),
+    ],
+)
+def test_paying_what_cannot_be_paid(unchanged_world: World, request_: Any, expected: Any) -> None:
     assert_refused(unchanged_world, request_, expected)
 
 

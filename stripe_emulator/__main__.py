@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .app import retry_settings
 from .server import serve
 
 
@@ -27,7 +28,37 @@ def main(argv: list[str] | None = None) -> None:
         default=0.5,
         help="how long a test clock stays `advancing` before it is ready (default 0.5)",
     )
+    parser.add_argument(
+        "--retry-schedule",
+        default=None,
+        help="days between the automatic attempts of a failed renewal, e.g. 3,5,7 (Stripe's "
+        "custom schedule); default: Smart Retries' 8 tries within 2 weeks, 2,2,2,2,2,2,2; "
+        "'' for no retries",
+    )
+    parser.add_argument(
+        "--retries-final-status",
+        choices=("canceled", "unpaid", "past_due"),
+        default="canceled",
+        help="the subscription after the last retry fails (default canceled)",
+    )
+    parser.add_argument(
+        "--retries-final-invoice",
+        choices=("open", "uncollectible"),
+        default="open",
+        help="the invoice after the last retry fails (default open: left past due)",
+    )
     args = parser.parse_args(argv)
+    retries: dict[str, object] = {
+        "retries_final_status": args.retries_final_status,
+        "retries_final_invoice": args.retries_final_invoice,
+    }
+    if args.retry_schedule is not None:
+        try:
+            days = [float(day) for day in args.retry_schedule.split(",") if day.strip()]
+            retry_settings(days, args.retries_final_status, args.retries_final_invoice)
+        except ValueError as error:
+            parser.error(f"--retry-schedule: {error}")
+        retries["retry_schedule"] = tuple(days)
     serve(
         args.host,
         args.port,
@@ -35,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         public_url=args.public_url,
         verbose=args.verbose,
         clock_advance_delay=args.clock_advance_seconds,
+        **retries,
     )
 
 

@@ -31,6 +31,29 @@ from .store import Obj, Store
 from .webhooks import Dispatcher, Transport, http_transport
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+# Smart Retries' recommended default, "8 tries within 2 weeks": the failed renewal and 7
+# retries, one every 2 days (Stripe picks the moments by machine learning; evenly spaced
+# here, so tests can tell when each attempt happens).
+SMART_RETRIES: tuple[float, ...] = (2.0,) * 7
+FINAL_STATUSES = ("canceled", "unpaid", "past_due")
+FINAL_INVOICE = ("open", "uncollectible")
+
+
+def retry_settings(
+    schedule: Any, final_status: str, final_invoice: str
+) -> tuple[tuple[float, ...], str, str]:
+    """Checked retry settings: days between attempts (each above 0, at most 60 days in
+    all), and what becomes of the subscription and the invoice after the last one."""
+    days = tuple(float(day) for day in schedule)
+    if any(day <= 0 for day in days) or sum(days) > 60:
+        raise ValueError("retry_schedule: days after the previous attempt, each above 0, 60 in all")
+    if final_status not in FINAL_STATUSES:
+        raise ValueError(f"retries_final_status must be one of {', '.join(FINAL_STATUSES)}")
+    if final_invoice not in FINAL_INVOICE:
+        raise ValueError(f"retries_final_invoice must be one of {', '.join(FINAL_INVOICE)}")
+    return days, final_status, final_invoice
+
+
 IDEMPOTENCY_KEY_LIFETIME = 24 * 3600
 
 
@@ -67,8 +90,15 @@ class Emulator:
         background_webhooks: bool = True,
         retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0),
         clock_advance_delay: float = 0.0,
+        retry_schedule: tuple[float, ...] = SMART_RETRIES,
+        retries_final_status: str = "canceled",
+        retries_final_invoice: str = "open",
     ) -> None:
         self.base_url = base_url
+        # Stripe's retries of failed renewal payments (the account's Dashboard settings).
+        self.retry_schedule, self.retries_final_status, self.retries_final_invoice = retry_settings(
+            retry_schedule, retries_final_status, retries_final_invoice
+        )
         # How long a test clock stays ``advancing`` before the next request finishes it.
         self.clock_advance_delay = clock_advance_delay
         self.clock_due: dict[str, float] = {}  # clock id -> monotonic time its advance ends

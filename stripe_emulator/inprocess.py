@@ -28,9 +28,12 @@ def emulator_in_process(
     *,
     base_url: str = "http://stripe-emulator.local",
     clock_advance_delay: float = 0.0,
+    **retries: Any,
 ) -> Emulator:
     """An emulator with no persistence whose webhooks go to ``webhook_callback``. A test
-    clock's advance finishes on the first request after ``clock_advance_delay`` seconds."""
+    clock's advance finishes on the first request after ``clock_advance_delay`` seconds.
+    ``retry_schedule``, ``retries_final_status`` and ``retries_final_invoice`` set Stripe's
+    retries of failed renewal payments (see :class:`Emulator`)."""
     transport = callback_transport(webhook_callback or (lambda body, headers: 200))
     return Emulator(
         None,
@@ -39,6 +42,7 @@ def emulator_in_process(
         background_webhooks=False,
         retry_delays=(0, 0, 0),
         clock_advance_delay=clock_advance_delay,
+        **retries,
     )
 
 

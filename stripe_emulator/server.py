@@ -10,6 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from .app import Emulator, Response
 
@@ -85,8 +86,9 @@ def serve(
     public_url: str | None = None,
     verbose: bool = False,
     clock_advance_delay: float = 0.5,
+    **retries: Any,
 ) -> None:
-    emulator = Emulator(data_dir, clock_advance_delay=clock_advance_delay)
+    emulator = Emulator(data_dir, clock_advance_delay=clock_advance_delay, **retries)
     server = EmulatorHTTPServer(emulator, host, port, verbose=verbose)
     if public_url:
         emulator.base_url = public_url.rstrip("/")

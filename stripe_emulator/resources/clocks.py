@@ -1,6 +1,7 @@
 """Test clocks: advancing one runs, in time order, everything due for its customers —
-trial notices, upcoming renewal notices, renewals, cancellations at period end, and draft
-invoices' finalization and payment an hour after ``invoice.created`` was acknowledged."""
+trial notices, upcoming renewal notices, renewals, cancellations at period end, draft
+invoices' finalization and payment an hour after ``invoice.created`` was acknowledged, and
+the retries of failed renewal payments (``next_payment_attempt``)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from stripe_emulator.store import Obj, Store
 from stripe_emulator.timeutil import DAY, add_interval
 
 from .common import deleted
-from .invoicing import invoice_collect, invoice_finalize
+from .invoicing import invoice_finalize
 from .previews import subscription_upcoming_notice
 from .subscription_lifecycle import (
     ENDED,
+    invoice_collect_automatically,
+    invoice_retry_due,
     subscription_cycle,
     subscription_due_actions,
     subscription_end,
@@ -165,6 +168,14 @@ def _next_due(ctx: Context, clock: str, target: int) -> tuple[int, Any] | None:
         at = invoice["automatically_finalizes_at"]
         if invoice["auto_advance"] and at is not None and at <= target:
             candidates.append((at, len(candidates), _finalize_and_charge(ctx, invoice)))
+    for invoice in ctx.store.select(
+        "invoice", lambda i: i["test_clock"] == clock and i["status"] == "open"
+    ):
+        at = invoice_retry_due(ctx.store, invoice)
+        if at is not None and at <= target:  # Smart Retries: the next attempt is due
+            candidates.append(
+                (at, len(candidates), lambda i=invoice: invoice_collect_automatically(ctx, i))
+            )
     if not candidates:
         return None
     at, _, run = min(candidates, key=lambda candidate: candidate[:2])
@@ -187,7 +198,7 @@ def _finalize_and_charge(ctx: Context, invoice: Obj) -> Any:
     def run() -> None:
         invoice_finalize(ctx, invoice)
         if invoice["status"] == "open" and invoice["collection_method"] == "charge_automatically":
-            invoice_collect(ctx, invoice)
+            invoice_collect_automatically(ctx, invoice)
 
     return run
 

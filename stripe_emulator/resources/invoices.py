@@ -25,6 +25,7 @@ from .invoicing import (
     invoice_open,
     invoice_pull_pending,
 )
+from .subscription_lifecycle import invoice_collect_automatically
 
 
 def invoice_create(ctx: Context, params: dict[str, Any]) -> Obj:
@@ -168,7 +169,7 @@ def invoice_finalize_endpoint(ctx: Context, params: dict[str, Any], invoice: str
         and found["status"] == "open"
         and found["collection_method"] == "charge_automatically"
     ):
-        invoice_collect(ctx, found)  # a decline is recorded on the invoice, not answered 402
+        invoice_collect_automatically(ctx, found)  # a decline is recorded, not answered 402
     return found
 
 

@@ -413,10 +413,31 @@ def _payment_method_for(ctx: Context, invoice: Obj, explicit: str | None) -> Obj
     return None
 
 
+def invoice_subscription(store: Store, invoice: Obj) -> Obj | None:
+    """The subscription an invoice bills, if any."""
+    return _subscription_of(store, invoice)
+
+
 def _subscription_of(store: Store, invoice: Obj) -> Obj | None:
     details = (invoice["parent"] or {}).get("subscription_details") or {}
     return store.get(details.get("subscription") or "")
 
+
+# Decline codes after which Stripe's retries stop ("hard declines", Smart Retries docs'
+# non-retryable list, as we read it; Radar's blocks are reported as fraudulent here).
+NON_RETRYABLE_DECLINE_CODES = frozenset(
+    {
+        "authentication_required",
+        "fraudulent",
+        "incorrect_number",
+        "lost_card",
+        "pickup_card",
+        "revocation_of_all_authorizations",
+        "revocation_of_authorization",
+        "stolen_card",
+        "transaction_not_allowed",
+    }
+)
 
 # Stripe's answer to paying an invoice whose payment needs the customer's authentication.
 REQUIRES_ACTION_MESSAGE = (
@@ -494,16 +515,22 @@ def invoice_authenticate(ctx: Context, invoice: Obj, *, succeeded: bool) -> Paym
 
 
 def invoice_collect(
-    ctx: Context, invoice: Obj, payment_method: str | None = None
+    ctx: Context, invoice: Obj, payment_method: str | None = None, *, automatic: bool = False
 ) -> PaymentFailure | None:
-    """Charge an open invoice; ``None`` when it is paid."""
+    """Charge an open invoice; ``None`` when it is paid. ``automatic`` is Stripe's own
+    attempt (a renewal's, or a retry of it): a failure then schedules the next retry."""
     method = _payment_method_for(ctx, invoice, payment_method)
     customer = ctx.fetch("customer", invoice["customer"])
     invoice_drop_pending(ctx, invoice, "automatic")  # this attempt replaces the one waiting
+    scheduled = invoice["next_payment_attempt"] if invoice.get("_automatic_attempts") else None
     invoice["attempted"] = True
     invoice["attempt_count"] += 1
     invoice["next_payment_attempt"] = None
+    if automatic:
+        invoice["_automatic_attempts"] = invoice.get("_automatic_attempts", 0) + 1
     if method is None:
+        # Stripe does not retry without a payment method.
+        _retry_schedule(ctx, invoice, automatic, scheduled, retryable=False)
         ctx.store.touch(invoice)
         ctx.emit("invoice.payment_failed", invoice)
         _subscription_status(ctx, invoice, "past_due")
@@ -529,13 +556,46 @@ def invoice_collect(
         _subscription_status(ctx, invoice, "past_due")
         return PaymentFailure(REQUIRES_ACTION_MESSAGE, intent=ctx.snapshot(intent))
     if intent["status"] != "succeeded":
+        code = card.decline_code or "generic_decline"
+        retryable = code not in NON_RETRYABLE_DECLINE_CODES
+        _retry_schedule(ctx, invoice, automatic, scheduled, retryable=retryable)
         _invoice_payment(ctx, invoice, intent, status="failed")
         ctx.store.touch(invoice)
         ctx.emit("invoice.payment_failed", invoice)
         _subscription_status(ctx, invoice, "past_due")
-        return PaymentFailure(card.decline_message, card.decline_code or "generic_decline")
+        return PaymentFailure(card.decline_message, code)
     invoice_mark_paid(ctx, invoice, intent)
     return None
+
+
+def _retry_schedule(
+    ctx: Context, invoice: Obj, automatic: bool, scheduled: int | None, *, retryable: bool
+) -> None:
+    """After a failed attempt: Stripe's retry schedule (Smart Retries) sets the next
+    automatic attempt of a subscription's renewal invoice, ``retry_schedule[n]`` days after
+    the n-th retry's predecessor; after the last one the invoice is marked for the account's
+    final action (:func:`invoice_retries_exhausted`). A failed manual attempt (``pay``, the
+    hosted page) leaves a running schedule as it was."""
+    if not automatic:
+        invoice["next_payment_attempt"] = scheduled
+        return
+    subscription = _subscription_of(ctx.store, invoice)
+    if subscription is None or invoice["billing_reason"] == "subscription_create":
+        return  # a first payment is not retried: the subscription stays incomplete
+    if not retryable:
+        return  # Stripe does not retry a hard decline
+    schedule = ctx.emulator.retry_schedule
+    retries_done = invoice["_automatic_attempts"] - 1
+    if retries_done < len(schedule):
+        now = ctx.now(invoice["test_clock"])
+        invoice["next_payment_attempt"] = now + round(schedule[retries_done] * 86400)
+    else:
+        invoice["_retries_exhausted"] = True
+
+
+def invoice_retries_exhausted(ctx: Context, invoice: Obj) -> bool:
+    """Whether the last automatic attempt was the schedule's last retry (asked once)."""
+    return bool(invoice.pop("_retries_exhausted", False))
 
 
 def invoice_mark_paid(ctx: Context, invoice: Obj, intent: Obj | None) -> None:

@@ -24,8 +24,11 @@ from .invoicing import (
     invoice_collect,
     invoice_finalize,
     invoice_line,
+    invoice_mark_uncollectible,
     invoice_open,
     invoice_pull_pending,
+    invoice_retries_exhausted,
+    invoice_subscription,
 )
 from .pricing import Proration, item_amount, line_description, product_name, prorations
 
@@ -237,6 +240,44 @@ def subscription_end(
     subscription["cancellation_details"]["reason"] = reason
     ctx.store.touch(subscription)
     ctx.emit("customer.subscription.deleted", subscription, before)
+
+
+def invoice_collect_automatically(ctx: Context, invoice: Obj) -> None:
+    """Stripe's own attempt to collect an invoice (a renewal finalized, or a retry coming
+    due); after the schedule's last retry fails, what the account's settings say: the
+    invoice left open or marked uncollectible, the subscription canceled, ``unpaid`` or
+    left ``past_due``."""
+    subscription = invoice_subscription(ctx.store, invoice)
+    if (
+        subscription is not None
+        and subscription["status"] in ENDED
+        and invoice.get("_automatic_attempts")
+    ):
+        invoice["next_payment_attempt"] = None  # a canceled subscription is not retried
+        ctx.store.touch(invoice)
+        return
+    invoice_collect(ctx, invoice, automatic=True)
+    if not invoice_retries_exhausted(ctx, invoice):
+        return
+    if ctx.emulator.retries_final_invoice == "uncollectible":
+        invoice_mark_uncollectible(ctx, invoice)
+    if subscription is None or subscription["status"] in ENDED:
+        return
+    final = ctx.emulator.retries_final_status
+    if final == "canceled":
+        subscription_end(ctx, subscription, reason="payment_failed")
+    elif final == "unpaid" and subscription["status"] != "unpaid":
+        before = ctx.snapshot(subscription)
+        subscription["status"] = "unpaid"
+        ctx.store.touch(subscription)
+        ctx.emit("customer.subscription.updated", subscription, before)
+
+
+def invoice_retry_due(store: Store, invoice: Obj) -> int | None:
+    """When the next automatic retry of an invoice is due, if one is scheduled."""
+    if invoice["status"] != "open" or not invoice.get("_automatic_attempts"):
+        return None
+    return invoice["next_payment_attempt"]
 
 
 def subscription_due_actions(store: Store, subscription: Obj) -> list[tuple[int, str]]:

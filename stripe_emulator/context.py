@@ -82,6 +82,8 @@ class Context:
     request_id: str = field(default_factory=lambda: new_id("req"))
     idempotency_key: str | None = None
     events: list[Obj] = field(default_factory=list)
+    # On a hosted Checkout page the customer is there to pass 3-D Secure as the card asks.
+    customer_present: bool = False
 
     @property
     def store(self) -> Store:

@@ -52,6 +52,7 @@ def checkout_page(ctx: Context, method: str, path: str, body: str) -> Page:
         return _page(410, "Checkout session expired", "<p>This checkout session has expired.</p>")
     if method != "POST":
         return _checkout_form(session, error=None)
+    ctx.customer_present = True  # a card asking for authentication gets it here
     try:
         checkout_session_complete(ctx, session, _token(body))
     except CheckoutDeclined as declined:

@@ -76,6 +76,10 @@ def charge_attempt(
     }
     ctx.store.add(intent)
     ctx.emit("payment_intent.created", intent)
+    if card.requires_action and ctx.customer_present:
+        ctx.emit("payment_intent.requires_action", intent)  # passed there and then
+        _authenticated(ctx, intent, payment_method, now)
+        return intent, ChargeBehavior()
     if card.requires_action:
         # 3-D Secure: no charge until the customer authenticates (on the hosted invoice page).
         intent["status"] = "requires_action"
@@ -125,21 +129,7 @@ def payment_intent_authenticated(ctx: Context, intent: Obj, *, succeeded: bool) 
     intent["next_action"] = None
     if succeeded:
         now = ctx.now(ctx.fetch("customer", intent["customer"])["test_clock"])
-        charge = _charge(ctx, intent, method, ChargeBehavior(), now)
-        charge["payment_method_details"]["card"]["three_d_secure"] = {
-            "authentication_flow": "challenge",
-            "electronic_commerce_indicator": "05",
-            "result": "authenticated",
-            "result_reason": None,
-            "transaction_id": None,
-            "version": "2.2.0",
-        }
-        intent["latest_charge"] = charge["id"]
-        intent["status"] = "succeeded"
-        intent["amount_received"] = intent["amount"]
-        ctx.store.touch(intent)
-        ctx.emit("charge.succeeded", charge)
-        ctx.emit("payment_intent.succeeded", intent)
+        _authenticated(ctx, intent, method, now)
         return
     intent["status"] = "requires_payment_method"
     intent["last_payment_error"] = {
@@ -151,6 +141,26 @@ def payment_intent_authenticated(ctx: Context, intent: Obj, *, succeeded: bool) 
     intent["payment_method"] = None
     ctx.store.touch(intent)
     ctx.emit("payment_intent.payment_failed", intent)
+
+
+def _authenticated(ctx: Context, intent: Obj, method: Obj, now: int) -> None:
+    """3-D Secure passed: the card is charged, the charge records the authentication."""
+    charge = _charge(ctx, intent, method, ChargeBehavior(), now)
+    charge["payment_method_details"]["card"]["three_d_secure"] = {
+        "authentication_flow": "challenge",
+        "electronic_commerce_indicator": "05",
+        "result": "authenticated",
+        "result_reason": None,
+        "transaction_id": None,
+        "version": "2.2.0",
+    }
+    intent["next_action"] = None
+    intent["latest_charge"] = charge["id"]
+    intent["status"] = "succeeded"
+    intent["amount_received"] = intent["amount"]
+    ctx.store.touch(intent)
+    ctx.emit("charge.succeeded", charge)
+    ctx.emit("payment_intent.succeeded", intent)
 
 
 def payment_intent_cancel(ctx: Context, intent: Obj, reason: str) -> None:

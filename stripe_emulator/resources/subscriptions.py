@@ -118,7 +118,7 @@ def subscription_start(ctx: Context, params: dict[str, Any]) -> Obj:
         behavior != "default_incomplete"
         and method is not None
         and not charge_behavior(method).decline_code
-        and not charge_behavior(method).requires_action
+        and not (charge_behavior(method).requires_action and not ctx.customer_present)
     )
     status = "trialing" if trial_end else ("active" if pays_now else "incomplete")
     interval, count = next(iter(intervals))

@@ -235,3 +235,31 @@ def test_the_hosted_page_authenticates_a_card_chosen_there(
     assert api.invoices.retrieve(invoice.id).status == "open"
     status, page = _page(in_process, invoice, "authenticate=complete")
     assert status == 200 and "is paid" in page
+
+
+def test_checkout_authenticates_on_its_page_and_the_subscription_is_active(
+    api: Any, in_process: InProcessHarness
+) -> None:
+    # Checkout is on session: the customer passes 3-D Secure there and then.
+    price = api.prices.create(
+        {"product_data": {"name": "Plan"}, "currency": "usd", "unit_amount": 900,
+         "recurring": {"interval": "month"}}
+    )  # fmt: skip
+    session = api.checkout.sessions.create(
+        {
+            "mode": "subscription",
+            "line_items": [{"price": price.id, "quantity": 1}],
+            "success_url": "https://portal.example/done",
+            "customer_email": "sca@example.com",
+        }
+    )
+    status, location = in_process.submit_checkout(session.url, "pm_card_authenticationRequired")
+    assert (status, location) == (303, "https://portal.example/done")
+    subscription = api.subscriptions.retrieve(
+        api.checkout.sessions.retrieve(session.id).subscription
+    )
+    assert subscription.status == "active"
+    [intent] = api.payment_intents.list({"customer": subscription.customer}).data
+    assert intent.status == "succeeded"
+    charge = api.charges.retrieve(intent.latest_charge)
+    assert charge.payment_method_details.card.three_d_secure.result == "authenticated"

@@ -3,7 +3,7 @@ projection or free trial, the catalog's limits, and the usage totals of the peri
 
 import calendar
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -144,6 +144,10 @@ class Decision:
     resets_at: datetime | None = None
     soft_limit: int | None = None
     grace_ends_at: datetime | None = None
+    # Where a granted use of a metered feature would be counted (for check-and-consume);
+    # not part of any answer.
+    feature_id: int | None = field(default=None, compare=False, repr=False)
+    period_start: datetime | None = field(default=None, compare=False, repr=False)
 
     @property
     def warning(self) -> str | None:
@@ -268,4 +272,6 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
         resets_at=resets_at,
         soft_limit=limits.soft_limit,
         grace_ends_at=grace,
+        feature_id=limits.feature_id,
+        period_start=start,
     )

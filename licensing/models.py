@@ -199,6 +199,32 @@ class UsageEvent(models.Model):
         return f"{self.customer_id} {self.feature_id} +{self.quantity}"
 
 
+class UsageConsumption(models.Model):
+    """A check-and-consume request (`consume: true` on check-access), recorded once per
+    idempotency key with its answer, so a repeat answers as the first did. A granted one
+    names the usage event it recorded; a refused one recorded none."""
+
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="usage_consumptions"
+    )
+    feature_key = models.CharField(max_length=64)
+    quantity = models.PositiveBigIntegerField()
+    granted = models.BooleanField(default=False)
+    decision = models.JSONField(default=dict, help_text="The answer given, as first given.")
+    usage_event = models.OneToOneField(
+        UsageEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="consumption"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        verb = "granted" if self.granted else "refused"
+        return f"{self.customer_id} {self.feature_key} +{self.quantity} ({verb})"
+
+
 class ResourceEvent(models.Model):
     """A billable resource attached to or detached from a customer, as a service reported
     it: the ledger of what was held when. Recorded once per idempotency key; never changed."""

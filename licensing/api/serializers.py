@@ -4,6 +4,9 @@ from rest_framework import serializers
 
 from accounts.models import CUSTOMER_ID_PREFIX
 
+# The most one report (or one consume) may count.
+MAX_QUANTITY = 10**12
+
 
 class JSONStringOnly:
     """JSON strings and nothing else: DRF's CharField would take 5 as "5"."""
@@ -50,10 +53,45 @@ class CustomerIdField(StrictCharField):
         return value
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false and nothing else: DRF's BooleanField would take "yes" and 1."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be a JSON boolean.", code="invalid")
+        return data
+
+
 class CheckAccessRequest(serializers.Serializer):
     customer_id = CustomerIdField()
     feature = StrictSlugField(max_length=64)
     requested_usage = StrictIntegerField(min_value=0, default=0, required=False)
+    consume = StrictBooleanField(
+        default=False,
+        required=False,
+        help_text="Record `requested_usage` as used if, and only if, access is granted, "
+        "atomically: concurrent callers never push usage past the limit.",
+    )
+    idempotency_key = StrictCharField(
+        min_length=1,
+        max_length=255,
+        required=False,
+        help_text="Required with `consume`: a repeat of the key answers as the first call.",
+    )
+
+    def validate(self, data):
+        if data.get("consume"):
+            if "idempotency_key" not in data:
+                raise serializers.ValidationError(
+                    {"idempotency_key": "Required with consume: true (a retry counts once)."},
+                    code="required_for_consume",
+                )
+            if not 1 <= data.get("requested_usage", 0) <= MAX_QUANTITY:
+                raise serializers.ValidationError(
+                    {"requested_usage": f"With consume: true, 1 to {MAX_QUANTITY}."},
+                    code="required_for_consume",
+                )
+        return data
 
 
 class Usage(serializers.Serializer):
@@ -85,7 +123,7 @@ class CheckAccessResponse(serializers.Serializer):
 class UsageRequest(serializers.Serializer):
     customer_id = CustomerIdField()
     feature = StrictSlugField(max_length=64)
-    quantity = StrictIntegerField(min_value=1, max_value=10**12)
+    quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
     idempotency_key = StrictCharField(min_length=1, max_length=255)
     timestamp = StrictDateTimeField(required=False)
 

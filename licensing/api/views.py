@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 from accounts.models import Customer
 from accounts.selectors import current_membership
 from licensing import services
-from licensing.entitlements import check_access, customer_standing, usage_period
+from licensing.consumption import ConsumeKeyReused, FeatureNotConsumable, usage_consume
+from licensing.entitlements import Decision, check_access, customer_standing, usage_period
 from licensing.models import License, PlanFeature, UsageTotal
 from licensing.selectors import usage_not_billed_reason
 
@@ -48,37 +49,76 @@ class CheckAccessView(ServiceAPIView):
             403: OpenApiResponse(
                 serializers.CheckAccessResponse, description="Refused: see reason"
             ),
+            409: OpenApiResponse(
+                serializers.ErrorResponse,
+                description="consume: the idempotency key names another request",
+            ),
             **ERRORS,
         },
         summary="May this customer use this feature (for this much more)?",
+        description=(
+            "Read-only by default. With `consume: true` and an `idempotency_key`, the "
+            "requested usage is recorded if, and only if, access is granted, atomically: "
+            "concurrent callers never push usage past the limit, and a repeat of the key "
+            "answers as the first call did. A granted consume's `usage.used` includes it."
+        ),
     )
     def post(self, request):
         query = serializers.CheckAccessRequest(data=request.data)
         query.is_valid(raise_exception=True)
-        decision = check_access(**query.validated_data)
-        usage = None
-        if decision.limit is not None or decision.used is not None:
-            usage = {
-                "used": decision.used,
-                "limit": decision.limit,
-                "remaining": decision.remaining,
-                "resets_at": decision.resets_at and DATETIME.to_representation(decision.resets_at),
-            }
-        soft = None
-        if decision.soft_limit is not None:
-            soft = {"limit": decision.soft_limit, "exceeded": decision.soft_limit_exceeded}
-        # The shape of serializers.CheckAccessResponse, built directly: this is the hot path.
-        body = {
-            "has_access": decision.has_access,
-            "reason": decision.reason,
-            "plan": decision.plan,
-            "usage": usage,
-            "soft_limit": soft,
-            "grace_ends_at": decision.grace_ends_at
-            and DATETIME.to_representation(decision.grace_ends_at),
-            "warning": decision.warning,
+        data = query.validated_data
+        if not data["consume"]:
+            decision = check_access(
+                customer_id=data["customer_id"],
+                feature=data["feature"],
+                requested_usage=data["requested_usage"],
+            )
+            return decision_response(decision)
+        try:
+            decision, _first = usage_consume(
+                customer_id=data["customer_id"],
+                feature=data["feature"],
+                quantity=data["requested_usage"],
+                idempotency_key=data["idempotency_key"],
+            )
+        except ConsumeKeyReused:
+            code = "idempotency_key_reused"
+            message = (
+                f"The idempotency key {data['idempotency_key']!r} already names another "
+                "request or usage report; use a new key for a new use."
+            )
+            return error_response(code, message, 409, field_error("idempotency_key", code, message))
+        except FeatureNotConsumable:
+            message = f"{data['feature']} is not reported as usage: there is nothing to consume."
+            return invalid_request(field_error("feature", "feature_not_metered", message))
+        return decision_response(decision)
+
+
+def decision_response(decision: Decision) -> Response:
+    """check-access's answer: 200 when granted, 403 with the reason when not."""
+    usage = None
+    if decision.limit is not None or decision.used is not None:
+        usage = {
+            "used": decision.used,
+            "limit": decision.limit,
+            "remaining": decision.remaining,
+            "resets_at": decision.resets_at and DATETIME.to_representation(decision.resets_at),
         }
-        return Response(body, status=200 if decision.has_access else 403)
+    soft = None
+    if decision.soft_limit is not None:
+        soft = {"limit": decision.soft_limit, "exceeded": decision.soft_limit_exceeded}
+    # The shape of serializers.CheckAccessResponse, built directly: this is the hot path.
+    body = {
+        "has_access": decision.has_access,
+        "reason": decision.reason,
+        "plan": decision.plan,
+        "usage": usage,
+        "soft_limit": soft,
+        "grace_ends_at": decision.grace_ends_at
+        and DATETIME.to_representation(decision.grace_ends_at),
+        "warning": decision.warning,
+    }
+    return Response(body, status=200 if decision.has_access else 403)
 
 
 class UsageView(ServiceAPIView):

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from billing import api as billing_api
 from billing import views as billing_views
 from licensing import views as licensing_views
 
@@ -24,4 +25,10 @@ urlpatterns = [
     path("license/download/", licensing_views.license_download, name="license_download"),
     path(".well-known/jwks.json", licensing_views.jwks_view, name="jwks"),
     path("", include("licensing.api.urls")),
+    # Billing's part of the customer reads (licensing's API cannot import billing).
+    path(
+        "api/v1/customers/<str:customer_id>/invoices",
+        billing_api.CustomerInvoicesView.as_view(),
+        name="api_customer_invoices",
+    ),
 ]

@@ -3,6 +3,7 @@ projection or free trial, the catalog's limits, and the usage totals of the peri
 
 import calendar
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -245,6 +246,36 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
         period_start=period_start, period_end=period_end, now=now,
         past_due_since=past_due_since,
     )  # fmt: skip
+
+    def period_used(feature_id: int, start: datetime) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                period_total_sql,
+                [customer_id, feature_id, connection.ops.adapt_datetimefield_value(start)],
+            )
+            total = cursor.fetchone()
+        return total[0] if total else 0
+
+    return decision_from(
+        standing=standing,
+        feature=feature,
+        requested_usage=requested_usage,
+        period_used=period_used,
+        now=now,
+    )
+
+
+def decision_from(
+    *,
+    standing: Standing,
+    feature: str,
+    requested_usage: int,
+    period_used: Callable[[int, datetime], int],
+    now: datetime,
+) -> Decision:
+    """The decision, once the customer's standing is known: check-access asks it for one
+    feature, the read APIs for every feature of many customers (`period_used` reads the
+    period's total for a feature id and period start, from the database or a batch)."""
     grace = standing.grace_ends_at
     if standing.denial:
         return Decision(False, standing.denial, standing.plan_code)
@@ -255,13 +286,7 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
         return Decision(True, Reason.OK, standing.plan_code, grace_ends_at=grace)
 
     start, resets_at = usage_period(standing, limits.reset, now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            period_total_sql,
-            [customer_id, limits.feature_id, connection.ops.adapt_datetimefield_value(start)],
-        )
-        total = cursor.fetchone()
-    used = total[0] if total else 0
+    used = period_used(limits.feature_id, start)
     allowed = limits.limit is None or used + requested_usage <= limits.limit
     return Decision(
         has_access=allowed,

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from accounts.models import Customer
 
-from .entitlements import customer_standing, usage_period
-from .models import CustomerPlan, PlanFeature, UsageTotal
+from .entitlements import Decision, customer_standing, decision_from, plan_limits, usage_period
+from .models import CustomerPlan, Feature, PlanFeature, UsageTotal
 
 
 class NotBilled:
@@ -90,3 +90,57 @@ def customer_feature_use(*, customer: Customer, now: datetime) -> list[FeatureUs
         )
         for pf in limits
     ]
+
+
+@dataclass(frozen=True)
+class FeatureEntitlement:
+    """One feature's check-access decision for a customer, as the read APIs show it."""
+
+    feature: str
+    kind: str
+    decision: Decision
+
+
+def customers_entitlements(
+    *, customers: list[Customer], now: datetime
+) -> dict[str, list[FeatureEntitlement]]:
+    """Every active feature's check-access decision (with nothing requested) for each
+    customer, by customer id: two queries whatever the number of customers and features.
+    `customers` come with `plan__plan` selected, so their standing costs no query."""
+    features = list(Feature.objects.filter(is_active=True).order_by("key"))
+    standings = {c.customer_id: customer_standing(c, now) for c in customers}
+    starts = set()
+    for standing in standings.values():
+        for feature in features:
+            limits = plan_limits(standing.plan_code, feature.key) if standing.plan_code else None
+            if limits is not None and limits.metered:
+                starts.add(usage_period(standing, limits.reset, now)[0])
+    totals = {}
+    if starts:
+        totals = {
+            (customer_id, feature_id, start): used
+            for customer_id, feature_id, start, used in UsageTotal.objects.filter(
+                customer_id__in=standings, period_start__in=starts
+            ).values_list("customer_id", "feature_id", "period_start", "used")
+        }
+    result = {}
+    for customer_id, standing in standings.items():
+
+        def period_used(feature_id: int, start: datetime, customer_id=customer_id) -> int:
+            return totals.get((customer_id, feature_id, start), 0)
+
+        result[customer_id] = [
+            FeatureEntitlement(
+                feature=feature.key,
+                kind=feature.kind,
+                decision=decision_from(
+                    standing=standing,
+                    feature=feature.key,
+                    requested_usage=0,
+                    period_used=period_used,
+                    now=now,
+                ),
+            )
+            for feature in features
+        ]
+    return result

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework import authentication, exceptions
 
-from accounts.models import User
+from accounts.models import Customer, User
 from licensing.models import ServiceAPIKey
 
 KEY_PREFIX = "bp_"
@@ -131,3 +131,30 @@ class IdentityTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+
+class ServiceKeyOrIdentityTokenAuthentication(authentication.BaseAuthentication):
+    """For the read APIs, which both kinds of caller use: a bearer `bp_…` is a service key
+    (it reads every customer), any other bearer an identity token (its user's accounts)."""
+
+    def authenticate(self, request):
+        token = _bearer(request)
+        if token is None:
+            return None
+        if token.startswith(KEY_PREFIX):
+            return ServiceKeyAuthentication().authenticate(request)
+        return IdentityTokenAuthentication().authenticate(request)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+def readable_customers(request):
+    """The customers the caller may read: every one for a service key, else only the
+    accounts the signed-in (or token-named) user belongs to; never taken from an argument."""
+    if isinstance(request.auth, ServiceAPIKey):
+        return Customer.objects.all()
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return Customer.objects.none()
+    return Customer.objects.for_user(user)

@@ -27,3 +27,16 @@ class IdentityTokenScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": "A token from the identity provider (OIDC_ISSUER) with an email.",
         }
+
+
+class ServiceKeyOrIdentityTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "licensing.api.authentication.ServiceKeyOrIdentityTokenAuthentication"
+    name = "serviceKeyOrIdentityToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A service API key (bp_…: every customer) or an identity token "
+            "(only the accounts its user belongs to).",
+        }

@@ -96,6 +96,10 @@ class CheckAccessView(ServiceAPIView):
 
 def decision_response(decision: Decision) -> Response:
     """check-access's answer: 200 when granted, 403 with the reason when not."""
+    return Response(decision_body(decision), status=200 if decision.has_access else 403)
+
+
+def decision_body(decision: Decision) -> dict:
     usage = None
     if decision.limit is not None or decision.used is not None:
         usage = {
@@ -108,7 +112,7 @@ def decision_response(decision: Decision) -> Response:
     if decision.soft_limit is not None:
         soft = {"limit": decision.soft_limit, "exceeded": decision.soft_limit_exceeded}
     # The shape of serializers.CheckAccessResponse, built directly: this is the hot path.
-    body = {
+    return {
         "has_access": decision.has_access,
         "reason": decision.reason,
         "plan": decision.plan,
@@ -118,7 +122,6 @@ def decision_response(decision: Decision) -> Response:
         and DATETIME.to_representation(decision.grace_ends_at),
         "warning": decision.warning,
     }
-    return Response(body, status=200 if decision.has_access else 403)
 
 
 class UsageView(ServiceAPIView):

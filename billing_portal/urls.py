@@ -6,6 +6,8 @@ from billing import views as billing_views
 from licensing import views as licensing_views
 
 from . import views
+from .graphql.schema import schema
+from .graphql.views import PortalGraphQLView
 from .health import healthz
 
 admin.site.site_header = "Billing Portal support"
@@ -25,6 +27,7 @@ urlpatterns = [
     path("license/download/", licensing_views.license_download, name="license_download"),
     path(".well-known/jwks.json", licensing_views.jwks_view, name="jwks"),
     path("", include("licensing.api.urls")),
+    path("api/graphql/", PortalGraphQLView.as_view(schema=schema), name="api_graphql"),
     # Billing's part of the customer reads (licensing's API cannot import billing).
     path(
         "api/v1/customers/<str:customer_id>/invoices",

@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from audit.ledger import Source, entry_record
 from billing_portal.money import money_format
+from outgoing.models import EventType
+from outgoing.services import outgoing_webhook_emit
 
 from . import gateway, invoicing
 from .errors import GatewayUnavailable
@@ -342,6 +344,12 @@ def invoice_finalized_record(*, stripe_invoice: dict) -> Invoice | None:
         return None
     finalized_at = (stripe_invoice.get("status_transitions") or {}).get("finalized_at")
     with transaction.atomic():
+        # Of two deliveries of the event at once, one finalizes it and tells the endpoints.
+        first_time = bool(
+            Invoice.objects.filter(pk=invoice.pk)
+            .exclude(status=Invoice.Status.FINALIZED)
+            .update(status=Invoice.Status.FINALIZED)
+        )
         Invoice.objects.filter(pk=invoice.pk).update(
             stripe_invoice_id=stripe_invoice["id"],
             status=Invoice.Status.FINALIZED,
@@ -351,6 +359,21 @@ def invoice_finalized_record(*, stripe_invoice: dict) -> Invoice | None:
             invoice_pdf=stripe_invoice.get("invoice_pdf") or "",
             finalized_at=datetime.fromtimestamp(finalized_at, UTC) if finalized_at else None,
         )
+        if first_time:
+            outgoing_webhook_emit(
+                customer=invoice.customer,
+                type=EventType.INVOICE_FINALIZED,
+                data={
+                    "invoice_id": invoice.pk,
+                    "stripe_invoice_id": stripe_invoice["id"],
+                    "number": stripe_invoice.get("number") or "",
+                    "total": stripe_invoice.get("total"),
+                    "currency": invoice.currency,
+                    "period_start": invoice.period_start.isoformat(),
+                    "period_end": invoice.period_end.isoformat(),
+                    "hosted_invoice_url": stripe_invoice.get("hosted_invoice_url") or "",
+                },
+            )
     invoice.refresh_from_db()
     # Finalized without our check (a hold that never reached Stripe): staff see any drift.
     ours = sum(line.amount for line in invoice.lines.all())

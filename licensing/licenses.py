@@ -34,6 +34,8 @@ from django.utils import timezone
 
 from accounts.models import Customer
 from audit.ledger import Source, entry_record
+from outgoing.models import EventType
+from outgoing.services import outgoing_webhook_emit
 
 from .entitlements import TRIAL_PLAN_CODE, customer_standing
 from .models import License, PlanFeature, SigningKey
@@ -314,7 +316,41 @@ def license_refresh(*, customer: Customer) -> License | None:
             data={"jti": str(issued.jti), "replaces": str(current.jti) if current else None},
         )
         transaction.on_commit(partial(tasks.license_email_send.delay, jti=str(issued.jti)))
+        _license_events_emit(customer, issued, wanted, current)
     return issued
+
+
+def _license_events_emit(customer, issued: License, wanted: Entitlements, previous) -> None:
+    """license.issued for every license; customer.entitlements_changed when the plan,
+    status, features or grace changed (not when only the expiry moved on, at a renewal)."""
+    stated = {
+        "plan": wanted.plan,
+        "status": wanted.status,
+        "features": wanted.features,
+        "grace_ends_at": wanted.grace_ends_at and wanted.grace_ends_at.isoformat(),
+    }
+    outgoing_webhook_emit(
+        customer=customer,
+        type=EventType.LICENSE_ISSUED,
+        data={
+            "jti": str(issued.jti),
+            "replaces": str(previous.jti) if previous else None,
+            "expires_at": wanted.expires_at.isoformat(),
+            **stated,
+        },
+    )
+    before = previous and {
+        "plan": previous.plan_code or None,
+        "status": previous.status,
+        "features": previous.features,
+        "grace_ends_at": previous.grace_ends_at and previous.grace_ends_at.isoformat(),
+    }
+    if before != stated:
+        outgoing_webhook_emit(
+            customer=customer,
+            type=EventType.ENTITLEMENTS_CHANGED,
+            data={"entitlements": stated, "previous": before or None},
+        )
 
 
 def _states(license: License) -> Entitlements:

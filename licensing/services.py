@@ -12,12 +12,15 @@ from django.utils import timezone
 from accounts.models import Customer, Membership
 from accounts.services import customer_signup
 from audit.ledger import Source, entry_record
+from outgoing.models import EventType
+from outgoing.services import outgoing_webhook_emit
 
 from .catalog import Catalog
 from .entitlements import (
     Standing,
     customer_standing,
     limits_cache_clear,
+    past_due_grace_ends_at,
     usage_period,
     usage_previous_period_start,
 )
@@ -161,6 +164,19 @@ def customer_plan_apply(
             transitions.append(Transition.CANCELLATION_WITHDRAWN)
     new.save()
     license_refresh(customer=customer)
+    if status == CustomerPlan.Status.PAST_DUE and not (
+        current and current.status == CustomerPlan.Status.PAST_DUE
+    ):
+        outgoing_webhook_emit(
+            customer=customer,
+            type=EventType.PAYMENT_FAILED,
+            data={
+                "subscription_id": subscription_id,
+                "plan": plan.code,
+                "past_due_since": past_due_since.isoformat(),
+                "grace_ends_at": past_due_grace_ends_at(past_due_since).isoformat(),
+            },
+        )
 
     from . import tasks
 

@@ -60,6 +60,7 @@ THIRD_PARTY_APPS = [
 LOCAL_APPS = [
     "accounts",
     "audit",
+    "outgoing",
     "licensing",
     "billing",
 ]
@@ -262,6 +263,11 @@ CELERY_BEAT_SCHEDULE = {
     # Webhooks that never came (or failed) are found in Stripe's events list.
     "stripe-events-reconcile": {
         "task": "billing.tasks.events_reconcile",
+        "schedule": 10 * 60,
+    },
+    # Outgoing webhook retries that were lost (a worker died) are sent again.
+    "outgoing-deliveries-resume": {
+        "task": "outgoing.tasks.outgoing_deliveries_resume",
         "schedule": 10 * 60,
     },
 }

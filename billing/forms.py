@@ -1,7 +1,12 @@
-"""The billing details form. It validates shape only; Stripe has the last word (an invalid
-VAT number comes back from Stripe and is shown on its field)."""
+"""The billing details form (shape only; Stripe has the last word: an invalid VAT number
+comes back from Stripe and is shown on its field) and the spend cap form."""
+
+from decimal import Decimal
 
 from django import forms
+
+from billing_portal.money import currency_exponent
+from licensing.models import SpendCap
 
 from .gateway import BillingDetails
 
@@ -61,3 +66,58 @@ class BillingDetailsForm(forms.Form):
 
     def add_stripe_error(self, param: str | None, message: str) -> None:
         self.add_error(STRIPE_PARAM_FIELDS.get(param or ""), message)
+
+
+INVOICE_TOTAL = ""  # the scope choice for a cap on the whole current invoice
+
+
+class SpendCapForm(forms.Form):
+    """A spend cap as a customer writes it: an amount in the plan's currency (major units,
+    like 50 or 49.90), thresholds as percentages, and what to do at the cap."""
+
+    scope = forms.ChoiceField(label="Cap on", required=False)
+    amount = forms.DecimalField(
+        label="Cap", min_value=Decimal("0.01"), max_digits=14, decimal_places=3,
+        help_text="In your plan's currency, for one billing cycle.",
+    )  # fmt: skip
+    thresholds = forms.CharField(
+        label="Alert at (%)", initial="50, 80, 100", max_length=100,
+        help_text="Percentages of the cap, separated by commas: an email and a webhook each.",
+    )  # fmt: skip
+    mode = forms.ChoiceField(
+        label="At the cap", choices=SpendCap.Mode.choices, widget=forms.RadioSelect,
+        initial=SpendCap.Mode.ALERT,
+    )  # fmt: skip
+
+    def __init__(self, *args, features: list[tuple[str, str]], currency: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.fields["scope"].choices = [(INVOICE_TOTAL, "The invoice total"), *features]
+
+    def clean_thresholds(self) -> list[int]:
+        values = []
+        for part in self.cleaned_data["thresholds"].replace(";", ",").split(","):
+            part = part.strip().removesuffix("%").strip()
+            if not part:
+                continue
+            if not part.isdigit():
+                raise forms.ValidationError(
+                    f"“{part}” is not a whole percentage: use numbers from 1 to 100.",
+                    code="invalid",
+                )
+            if not 1 <= int(part) <= 100:
+                raise forms.ValidationError(f"{part}% is outside 1 to 100.", code="out_of_range")
+            values.append(int(part))
+        if not values:
+            raise forms.ValidationError("Give at least one percentage.", code="required")
+        return sorted(set(values))
+
+    def clean_amount(self) -> int:
+        """In minor units of the currency (its exponent from Babel, never `* 100`)."""
+        amount = self.cleaned_data["amount"]
+        minor = amount.scaleb(currency_exponent(self.currency))
+        if minor != minor.to_integral_value():
+            raise forms.ValidationError(
+                "More decimals than the currency has.", code="too_many_decimals"
+            )
+        return int(minor)

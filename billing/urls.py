@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("details/", views.billing_details, name="details"),
     path("usage/", views.usage, name="usage"),
+    path("usage/caps/<int:cap_id>/remove/", views.spend_cap_remove, name="spend_cap_remove"),
     path("invoices/", views.invoices, name="invoices"),
     path("invoices/<int:invoice_id>/", views.invoice_detail, name="invoice_detail"),
     path("plans/", views.plans, name="plans"),

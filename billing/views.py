@@ -26,12 +26,13 @@ from accounts.decorators import email_verified_required
 from accounts.models import Membership
 from accounts.selectors import current_membership
 from audit.models import Entry
-from licensing.models import CustomerPlan, Plan
+from licensing import spend
+from licensing.models import CustomerPlan, Plan, PlanFeature
 from licensing.selectors import customer_feature_use
 
 from . import cards, errors, events, gateway, invoicing, mirror
 from . import plans as plan_services  # the module; `plans` is the page below
-from .forms import BillingDetailsForm
+from .forms import BillingDetailsForm, SpendCapForm
 from .models import BillingInfo, Invoice, PaymentMethod, StripeEvent
 
 TIMELINE_LENGTH = 20
@@ -507,8 +508,33 @@ def _cancel_confirm(request, current: CustomerPlan):
 @billing_required
 @customer_required
 def usage(request):
-    """This cycle's use per feature, day by day, and the resources held with their days."""
+    """This cycle's use per feature, day by day, the resources held with their days, and
+    the customer's spend caps (set here: a POST of the cap form)."""
     customer = request.customer
+    paid = CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
+    currency = paid.plan.currency if paid and paid.plan.currency else ""
+    features = [
+        (pf.feature.key, pf.feature.name)
+        for pf in PlanFeature.objects.select_related("feature").filter(
+            plan=paid.plan if paid else None, unit_amount__isnull=False,
+            feature__kind="metered", feature__held=False,
+        )
+    ] if paid else []  # fmt: skip
+    form = SpendCapForm(features=features, currency=currency or "eur")
+    status = 200
+    if request.method == "POST":
+        form = SpendCapForm(request.POST, features=features, currency=currency or "eur")
+        if not currency:
+            form.add_error(None, "Spend caps apply to a paid plan; choose one first.")
+        if form.is_valid():
+            data = form.cleaned_data
+            spend.spend_cap_set(
+                customer=customer, feature=data["scope"] or None, amount=data["amount"],
+                thresholds=data["thresholds"], mode=data["mode"],
+            )  # fmt: skip
+            messages.success(request, "Spend cap saved; it applies now.")
+            return redirect("billing:usage")
+        status = 400
     invoice = invoicing.current_invoice_ensure(customer=customer)
     return render(
         request,
@@ -518,8 +544,22 @@ def usage(request):
             "feature_use": customer_feature_use(customer=customer, now=timezone.now()),
             "usage_days": invoicing.usage_by_day(invoice=invoice) if invoice else [],
             "holdings": invoicing.holdings_in_cycle(invoice=invoice) if invoice else [],
+            "caps": spend.spend_caps_of(customer=customer),
+            "cap_form": form,
+            "cap_currency": currency,
         },
+        status=status,
     )
+
+
+@billing_required
+@customer_required
+@require_POST
+def spend_cap_remove(request, cap_id: int):
+    if not spend.spend_cap_remove(customer=request.customer, cap_id=cap_id):
+        raise Http404("No such spend cap")
+    messages.success(request, "Spend cap removed.")
+    return redirect("billing:usage")
 
 
 @billing_required

@@ -16,7 +16,10 @@ from .models import (
     PlanFeature,
     ResourceEvent,
     ServiceAPIKey,
+    SpendCap,
+    SpendCapCrossing,
 )
+from .spend import spend_cap_set
 from .tasks import license_email_send
 
 
@@ -117,3 +120,29 @@ class ServiceAPIKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {revoked} key(s).")
+
+
+class SpendCapCrossingInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = SpendCapCrossing
+    fields = ["threshold", "period_start", "spend", "crossed_at"]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(SpendCap)
+class SpendCapAdmin(admin.ModelAdmin):
+    """Staff set a customer's caps as the customer would (the support page has no form of
+    its own yet): saved through spend_cap_set, so a cap acts and alerts at once."""
+
+    list_display = ["customer", "feature", "amount", "thresholds", "mode", "updated_at"]
+    list_filter = ["mode"]
+    search_fields = ["customer__customer_id"]
+    raw_id_fields = ["customer"]
+    inlines = [SpendCapCrossingInline]
+
+    def save_model(self, request, obj, form, change):
+        saved = spend_cap_set(
+            customer=obj.customer, feature=obj.feature.key if obj.feature_id else None,
+            amount=obj.amount, thresholds=[int(t) for t in obj.thresholds], mode=obj.mode,
+        )  # fmt: skip
+        obj.pk = saved.pk

@@ -14,6 +14,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts.models import Customer
+
 from .entitlements import Decision, Reason, check_access
 from .models import UsageConsumption, UsageEvent, UsageTotal
 
@@ -86,6 +88,13 @@ def usage_consume(
         if UsageEvent.objects.filter(idempotency_key=idempotency_key).exists():
             raise ConsumeKeyReused(idempotency_key)  # a usage report has it already
 
+        if decision.cap_bound is not None:
+            # A stop cap on the invoice total depends on every feature's use: one consume
+            # of this customer at a time, deciding again under the lock.
+            Customer.objects.select_for_update().filter(pk=customer_id).first()
+            decision = check_access(
+                customer_id=customer_id, feature=feature, requested_usage=quantity
+            )
         event = None
         if decision.has_access:
             decision, event = _consume(decision, customer_id, quantity, idempotency_key)
@@ -93,6 +102,10 @@ def usage_consume(
         claim.decision = _decision_json(decision)
         claim.usage_event = event
         claim.save(update_fields=["granted", "decision", "usage_event"])
+        if event is not None:
+            from .spend import spend_caps_check
+
+            spend_caps_check(customer_id=customer_id)
     return decision, True
 
 
@@ -106,13 +119,14 @@ def _consume(decision: Decision, customer_id: str, quantity: int, idempotency_ke
     # The row must exist for the conditional update to have something to hold.
     UsageTotal.objects.bulk_create([UsageTotal(**where, used=0)], ignore_conflicts=True)
     totals = UsageTotal.objects.filter(**where)
-    if decision.limit is not None:
-        totals = totals.filter(used__lte=decision.limit - quantity)
+    bounds = [b for b in (decision.limit, decision.cap_bound) if b is not None]
+    if bounds:
+        totals = totals.filter(used__lte=min(bounds) - quantity)
     if not totals.update(used=F("used") + quantity):
         used = _used(customer_id, decision.feature_id, decision.period_start)
-        return replace(
-            decision, has_access=False, reason=Reason.USAGE_LIMIT_EXCEEDED, used=used
-        ), None
+        over_limit = decision.limit is not None and used + quantity > decision.limit
+        reason = Reason.USAGE_LIMIT_EXCEEDED if over_limit else Reason.SPEND_CAP_REACHED
+        return replace(decision, has_access=False, reason=reason, used=used), None
     try:
         with transaction.atomic():
             event = UsageEvent.objects.create(

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection
@@ -14,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Customer
 
-from .models import CustomerPlan, Plan, PlanFeature, UsageTotal
+from .models import CustomerPlan, Plan, PlanFeature, SpendCap, UsageTotal
 
 TRIAL_PLAN_CODE = "trial"
 # Usage of a feature that never resets counts in one period that began long ago.
@@ -29,6 +30,7 @@ class Reason:
     PAST_DUE = "past_due"
     FEATURE_NOT_IN_PLAN = "feature_not_in_plan"
     USAGE_LIMIT_EXCEEDED = "usage_limit_exceeded"
+    SPEND_CAP_REACHED = "spend_cap_reached"
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ class Decision:
     # not part of any answer.
     feature_id: int | None = field(default=None, compare=False, repr=False)
     period_start: datetime | None = field(default=None, compare=False, repr=False)
+    # The most use a stop spend cap allows in the period (None: no cap bounds it).
+    cap_bound: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def warning(self) -> str | None:
@@ -205,12 +209,15 @@ def _sql() -> tuple[str, str]:
     itself here (measured by `make bench`), and this is the hot path."""
     # Only table and column names are formatted in, from our own models; values are params.
     q = connection.ops.quote_name
-    customer, customer_plan, plan, total = (
-        q(model._meta.db_table) for model in (Customer, CustomerPlan, Plan, UsageTotal)
+    customer, customer_plan, plan, total, cap = (
+        q(model._meta.db_table) for model in (Customer, CustomerPlan, Plan, UsageTotal, SpendCap)
     )
+    # The last column says whether stop spend caps apply, so they cost no query otherwise.
     customer_plan_sql = f"""
         SELECT c.trial_ends_at, cp.status, p.code, cp.current_period_start,
-               cp.current_period_end, cp.past_due_since
+               cp.current_period_end, cp.past_due_since,
+               EXISTS (SELECT 1 FROM {cap} s WHERE s.customer_id = c.customer_id
+                       AND s.mode = 'stop') AS stop_caps
         FROM {customer} c
         LEFT JOIN {customer_plan} cp ON cp.customer_id = c.customer_id
         LEFT JOIN {plan} p ON p.id = cp.plan_id
@@ -237,6 +244,7 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
         row = cursor.fetchone()
     if row is None:
         return Decision(False, Reason.CUSTOMER_NOT_FOUND, None)
+    stop_caps = bool(row[6])
     row = (_datetime(row[0]), row[1], row[2], _datetime(row[3]), _datetime(row[4]),
            _datetime(row[5]))  # fmt: skip
     now = timezone.now()
@@ -256,12 +264,18 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
             total = cursor.fetchone()
         return total[0] if total else 0
 
+    spend_bound = None
+    if stop_caps:
+        from .spend import stop_bound_for
+
+        spend_bound = partial(stop_bound_for, customer_id=customer_id, standing=standing, now=now)
     return decision_from(
         standing=standing,
         feature=feature,
         requested_usage=requested_usage,
         period_used=period_used,
         now=now,
+        spend_bound=spend_bound,
     )
 
 
@@ -272,6 +286,7 @@ def decision_from(
     requested_usage: int,
     period_used: Callable[[int, datetime], int],
     now: datetime,
+    spend_bound: Callable[..., int | None] | None = None,
 ) -> Decision:
     """The decision, once the customer's standing is known: check-access asks it for one
     feature, the read APIs for every feature of many customers (`period_used` reads the
@@ -288,9 +303,14 @@ def decision_from(
     start, resets_at = usage_period(standing, limits.reset, now)
     used = period_used(limits.feature_id, start)
     allowed = limits.limit is None or used + requested_usage <= limits.limit
+    reason = Reason.OK if allowed else Reason.USAGE_LIMIT_EXCEEDED
+    # A stop spend cap: refused once committed use plus the request would cost past it.
+    cap_bound = spend_bound(feature_id=limits.feature_id) if spend_bound and allowed else None
+    if cap_bound is not None and used + requested_usage > cap_bound:
+        allowed, reason = False, Reason.SPEND_CAP_REACHED
     return Decision(
         has_access=allowed,
-        reason=Reason.OK if allowed else Reason.USAGE_LIMIT_EXCEEDED,
+        reason=reason,
         plan=standing.plan_code,
         used=used,
         limit=limits.limit,
@@ -299,4 +319,5 @@ def decision_from(
         grace_ends_at=grace,
         feature_id=limits.feature_id,
         period_start=start,
+        cap_bound=cap_bound,
     )

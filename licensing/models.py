@@ -329,3 +329,75 @@ class License(models.Model):
 
     def __str__(self) -> str:
         return f"{self.jti} ({self.customer_id}, {self.plan_code or 'no plan'})"
+
+
+class SpendCap(models.Model):
+    """A customer's cap on what a metered feature (or the whole current invoice) may cost
+    in a billing cycle, with the percentages of it to be told about. In stop mode
+    check-access refuses (`spend_cap_reached`) use that would take the cost past it."""
+
+    class Mode(models.TextChoices):
+        ALERT = "alert", "Alert only"
+        STOP = "stop", "Alert, and stop use at the cap"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="spend_caps")
+    feature = models.ForeignKey(
+        Feature,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="spend_caps",
+        help_text="Empty: the current invoice's total.",
+    )
+    amount = models.PositiveBigIntegerField(
+        help_text="The cap, in minor units of the plan's currency (cents)."
+    )
+    thresholds = models.JSONField(
+        default=list, help_text="Percentages of the cap to alert at, e.g. [50, 80, 100]."
+    )
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ALERT)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["customer", "feature"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "feature"],
+                condition=models.Q(feature__isnull=False),
+                name="licensing_spend_cap_per_feature",
+            ),
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=models.Q(feature__isnull=True),
+                name="licensing_spend_cap_on_invoice",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0), name="licensing_spend_cap_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.feature.key if self.feature_id else "invoice total"
+        return f"{self.customer_id} {scope} ≤ {self.amount} ({self.mode})"
+
+
+class SpendCapCrossing(models.Model):
+    """A threshold of a cap crossed in one billing cycle: recorded once, so the email and
+    the webhook go out once per cycle (append-only)."""
+
+    cap = models.ForeignKey(SpendCap, on_delete=models.CASCADE, related_name="crossings")
+    threshold = models.PositiveIntegerField(help_text="Percent of the cap.")
+    period_start = models.DateTimeField(help_text="The billing cycle it was crossed in.")
+    spend = models.BigIntegerField(help_text="What the cost was when it was crossed.")
+    crossed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-crossed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cap", "threshold", "period_start"], name="licensing_spend_cap_crossed_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cap_id} {self.threshold}% {self.period_start:%Y-%m-%d}"

@@ -5,7 +5,7 @@ services and licenses → tasks → notifications."""
 from accounts.emails import email_send
 from accounts.models import Customer, Membership
 
-from .models import CustomerPlan, License, Plan
+from .models import CustomerPlan, License, Plan, SpendCapCrossing
 
 
 def customer_billing_contacts(*, customer: Customer) -> list[str]:
@@ -76,3 +76,24 @@ def license_email_send(*, jti: str) -> None:
             context={"license": issued, "customer": issued.customer},
             attachments=[("license.jwt", issued.token, "application/jwt")],
         )
+
+
+def spend_cap_email_send(*, crossing_id: int) -> None:
+    from billing_portal.money import money_format
+
+    crossing = SpendCapCrossing.objects.select_related("cap__customer", "cap__feature").get(
+        pk=crossing_id
+    )
+    cap, customer = crossing.cap, crossing.cap.customer
+    paid = CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
+    currency = paid.plan.currency if paid else "eur"
+    context = {
+        "customer": customer,
+        "crossing": crossing,
+        "scope": cap.feature.name if cap.feature_id else "your current invoice",
+        "cap_amount": money_format(cap.amount, currency),
+        "spend": money_format(crossing.spend, currency),
+        "stops": cap.mode == cap.Mode.STOP,
+    }
+    for email in customer_billing_contacts(customer=customer):
+        email_send(to=email, template="spend_cap_crossed", context=context)

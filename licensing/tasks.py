@@ -51,3 +51,10 @@ def trial_ending_reminders_send() -> int:
 )
 def license_email_send(*, jti: str) -> None:
     notifications.license_email_send(jti=jti)
+
+
+@shared_task(
+    autoretry_for=(smtplib.SMTPException, ConnectionError), retry_backoff=True, max_retries=5
+)
+def spend_cap_email_send(*, crossing_id: int) -> None:
+    notifications.spend_cap_email_send(crossing_id=crossing_id)

@@ -15,6 +15,7 @@ from licensing.consumption import ConsumeKeyReused, FeatureNotConsumable, usage_
 from licensing.entitlements import Decision, check_access, customer_standing, usage_period
 from licensing.models import License, PlanFeature, UsageTotal
 from licensing.selectors import usage_not_billed_reason
+from licensing.spend import spend_caps_check
 
 from . import serializers
 from .authentication import IdentityTokenAuthentication, ServiceKeyAuthentication
@@ -226,6 +227,8 @@ class UsageView(ServiceAPIView):
             code = "idempotency_key_reused"
             fields = at(len(recorded), field_error("idempotency_key", code, message))
             return error_response(code, message, 409, fields)
+        for customer_id in {event.customer_id for event in recorded}:
+            spend_caps_check(customer_id=customer_id)  # alerts once a threshold is reached
         reasons = {
             (event.customer_id, event.feature.key): usage_not_billed_reason(
                 customer=customers[event.customer_id], feature=event.feature.key

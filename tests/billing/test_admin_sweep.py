@@ -25,6 +25,8 @@ from licensing.api.authentication import service_key_create
 from licensing.licenses import license_refresh
 from licensing.resources import resource_record
 from licensing.services import usage_record
+from licensing.spend import spend_cap_set
+from outgoing.services import endpoint_create, outgoing_webhook_emit
 from tests.accounts.factories import UserFactory
 from tests.billing.test_every_event_type import back_office, portal_journey
 
@@ -100,6 +102,9 @@ def every_model_has_data(
     back_office(stripe_emulator, stripe_client)
     service_key_create(name="Usage service")
     customer = membership.customer
+    endpoint_create(url="http://127.0.0.1:9/")
+    outgoing_webhook_emit(customer=customer, type="license.issued", data={"jti": "sweep"})
+    spend_cap_set(customer=customer, feature=None, amount=100, thresholds=[50], mode="alert")
     usage_record(customer=customer, feature="api_calls", quantity=3, idempotency_key="sweep-1")
     resource_record(
         customer=customer, feature="projects", resource_id="proj_sweep", action="attach",

@@ -260,3 +260,57 @@ def test_the_usage_page_takes_the_same_queries_with_1_and_5_caps(page, customer,
     with Capture(connection) as two:
         page.get(reverse("billing:usage"))
     assert len(one) == len(two)
+
+
+def test_the_entitlements_reads_decide_with_the_stop_cap_as_check_access_does(service, customer):
+    post(service, USAGE, usage(customer.pk, quantity=140_000))  # €8.00
+    spend_cap_set(customer=customer, feature="api_calls", amount=500, thresholds=[50], mode="stop")
+    url = reverse("api_customer_entitlements", kwargs={"customer_id": customer.pk})
+    read = {e["feature"]: e for e in service.get(url).json()}
+    assert read["api_calls"]["reason"] == "spend_cap_reached"
+    assert read["sso"]["reason"] == "ok"  # on/off features cost nothing more
+    assert check(service, customer, 0).json()["reason"] == "spend_cap_reached"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sixteen_threads_consuming_under_a_stop_cap_on_the_invoice_total_never_pass_it(
+    service_key,
+):
+    """Must show 2, for a cap: whatever the interleaving, the cost ends at the cap."""
+    import threading
+
+    from licensing.catalog import catalog_read
+    from licensing.models import UsageTotal
+    from licensing.services import catalog_load
+    from tests.accounts.factories import MembershipFactory
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is tested on PostgreSQL (CI runs it there)")
+    catalog_load(catalog=catalog_read())
+    for round_number in range(10):
+        customer = MembershipFactory().customer
+        on_pro(customer)
+        # €49.00 + €2.00 per 10,000 beyond 100,000: a €55.00 cap allows 130,000 calls.
+        spend_cap_set(customer=customer, feature=None, amount=5500, thresholds=[100], mode="stop")
+        api = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+        assert post(api, USAGE, usage(customer.pk, quantity=120_000)).status_code == 201
+        barrier = threading.Barrier(16)
+        answers = []
+
+        def send(index, customer=customer, barrier=barrier, answers=answers, r=round_number):
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+            try:
+                barrier.wait()
+                response = consume(client, customer, 1_000, key=f"cap-{r}-{index}")
+                answers.append((response.status_code, response.json()["reason"]))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(answers) == [(200, "ok")] * 10 + [(403, "spend_cap_reached")] * 6, answers
+        used = UsageTotal.objects.get(customer=customer, feature__key="api_calls").used
+        assert used == 130_000, f"round {round_number}"

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_user_email_verified_at'),
-        ('licensing', '0006_usage_consumption'),
+        ('licensing', '0007_usage_consumption'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_user_email_verified_at'),
-        ('licensing', '0005_past_due_grace'),
+        ('licensing', '0006_signing_key_sealed_in_database'),
     ]
 
     operations = [

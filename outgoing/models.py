@@ -4,6 +4,7 @@ delivery attempt: events and attempts only grow."""
 import secrets
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from accounts.models import Customer
@@ -54,6 +55,16 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return self.description or self.url
+
+    def clean(self) -> None:
+        super().clean()
+        types = self.event_types
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise ValidationError(
+                {"event_types": 'A list of event types, like ["license.issued"].'}
+            )
+        if unknown := sorted(set(types) - set(EventType.values)):
+            raise ValidationError({"event_types": f"Unknown event types: {', '.join(unknown)}."})
 
     def wants(self, event_type: str) -> bool:
         return not self.event_types or event_type in self.event_types

@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from billing_portal.scheduling import once_per_interval
+
 
 @shared_task
 def outgoing_webhook_deliver(*, delivery_id: int) -> None:
@@ -13,6 +15,7 @@ def outgoing_webhook_deliver(*, delivery_id: int) -> None:
 
 
 @shared_task
+@once_per_interval("outgoing.tasks.outgoing_deliveries_resume")
 def outgoing_deliveries_resume() -> int:
     """Run by beat (CELERY_BEAT_SCHEDULE): retries that were lost are sent."""
     from .services import outgoing_deliveries_resume as resume

@@ -27,11 +27,13 @@ def test_a_job_runs_once_per_interval_and_again_after_it(settings):
 def test_every_scheduled_job_claims_its_interval(settings):
     from billing import tasks as billing_tasks
     from licensing import tasks as licensing_tasks
+    from outgoing import tasks as outgoing_tasks
 
     jobs = {
         "billing.tasks.invoices_sync": billing_tasks.invoices_sync,
         "billing.tasks.events_reconcile": billing_tasks.events_reconcile,
         "licensing.tasks.trial_ending_reminders_send": licensing_tasks.trial_ending_reminders_send,
+        "outgoing.tasks.outgoing_deliveries_resume": outgoing_tasks.outgoing_deliveries_resume,
     }
     assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == set(jobs)
     for name in jobs:

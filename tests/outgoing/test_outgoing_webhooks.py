@@ -286,3 +286,14 @@ def test_staff_register_an_endpoint_in_the_admin(admin_client, db):
     )  # fmt: skip
     assert response.status_code == 302
     assert Endpoint.objects.get().secret.startswith("whsec_")
+
+
+@pytest.mark.parametrize("types", ['"license.issued"', '["license.issued", "nope"]', "{}"])
+def test_the_admin_refuses_event_types_that_are_not_a_list_of_known_ones(admin_client, types):
+    response = admin_client.post(
+        reverse("admin:outgoing_endpoint_add"),
+        {"url": "https://svc.example/hooks", "event_types": types, "is_active": "on"},
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["event_types"]
+    assert not Endpoint.objects.exists()

@@ -422,3 +422,30 @@ def test_idor_sweep_of_graphql_and_the_rest_reads_with_two_customers_tokens(
         for other in others:
             assert other.encode() not in everything
     assert cross_reads == 0
+
+
+def test_a_cursor_not_from_this_api_is_an_error_not_a_500(service, two):
+    acme, _globex = two
+    for cursor in ("nonsense", "bm90|YQ", ""):
+        body = gql(service, CUSTOMERS, first=1, after=cursor or "====").json()
+        assert body["errors"][0]["extensions"]["code"] == "invalid_cursor", body
+    from billing_portal.graphql.schema import cursor_encode
+
+    for cursor in ("x", cursor_encode("2026-04-01T00:00:00+00:00", "not-a-number")):
+        body = gql(service, CUSTOMER_INVOICES, id=acme.pk, first=1, after=cursor).json()
+        assert body["errors"][0]["extensions"]["code"] == "invalid_cursor", body
+
+
+def test_a_license_cursor_not_from_this_api_is_an_error(service, two):
+    from billing_portal.graphql.schema import cursor_encode
+
+    acme, _globex = two
+    cursor = cursor_encode("2026-04-01T00:00:00+00:00", "not-a-uuid")
+    body = gql(service, CUSTOMER_LICENSES, id=acme.pk, first=1, after=cursor).json()
+    assert body["errors"][0]["extensions"]["code"] == "invalid_cursor", body
+
+
+def test_a_service_asking_for_an_unknown_customer_gets_not_found(service, two):
+    body = gql(service, CUSTOMER_LICENSES, id="cust_" + "0" * 32, first=1).json()
+    assert body["data"]["customer"] is None
+    assert body["errors"][0]["extensions"]["code"] == "not_found"

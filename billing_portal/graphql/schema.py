@@ -7,6 +7,7 @@ documented query costs the same number of SQL queries for a page of 1 as of 100.
 
 import base64
 import binascii
+import uuid
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -335,6 +336,10 @@ class Customer:
         if after:
             start, pk = cursor_decode(after, 2)
             moment = _moment(start)
+            if not pk.isdigit():
+                raise GraphQLError(
+                    "Not a cursor from this API.", extensions={"code": "invalid_cursor"}
+                )
             after_q = Q(period_start__lt=moment) | Q(period_start=moment, id__lt=int(pk))
 
         def load():
@@ -375,6 +380,12 @@ class Customer:
         if after:
             issued, jti = cursor_decode(after, 2)
             moment = _moment(issued)
+            try:
+                jti = uuid.UUID(jti)
+            except ValueError:
+                raise GraphQLError(
+                    "Not a cursor from this API.", extensions={"code": "invalid_cursor"}
+                ) from None
             after_q = Q(issued_at__lt=moment) | Q(issued_at=moment, jti__lt=jti)
 
         def load():

@@ -70,6 +70,16 @@ def outgoing_webhook_emit(*, customer: Customer, type: str, data: dict) -> Event
     return event
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer to log, not followed: urllib would resend a POST as a GET."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
 def _post(url: str, body: bytes, signature: str) -> tuple[int | None, str]:
     request = urllib.request.Request(  # noqa: S310 - the business's own endpoint URL
         url,
@@ -82,7 +92,7 @@ def _post(url: str, body: bytes, signature: str) -> tuple[int | None, str]:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             return response.status, ""
     except urllib.error.HTTPError as error:
         return error.code, ""

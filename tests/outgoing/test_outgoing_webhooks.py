@@ -153,6 +153,15 @@ def test_an_endpoint_that_always_fails_gets_eight_attempts_then_is_given_up(
     assert sum(services.RETRY_DELAYS) >= 23 * 3600  # about a day of retries
 
 
+def test_a_redirect_is_logged_and_retried_not_followed(membership, endpoint, receiver):
+    receiver.answers = [302, 200]
+    outgoing_webhook_emit(customer=membership.customer, type="license.issued", data={})
+    delivery = Delivery.objects.get()
+    assert outgoing_delivery_attempt(delivery_id=delivery.pk) == 60
+    assert Attempt.objects.get().status_code == 302
+    assert len(receiver.received) == 1  # nothing was sent anywhere else
+
+
 def test_a_refused_connection_is_retried_not_raised(membership, db):
     endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/nothing-listens")
     outgoing_webhook_emit(customer=membership.customer, type="license.issued", data={})

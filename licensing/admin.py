@@ -2,12 +2,17 @@
 catalog.toml (`manage.py stripe_setup` loads it); plans follow Stripe: both read-only."""
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.utils import timezone
 
 from audit.admin import ReadOnlyAdminMixin
 from billing_portal.money import money_format
 
-from .api.authentication import service_key_create
+from .api.authentication import (
+    SERVICE_KEY_CACHE_SECONDS,
+    service_key_cache_clear,
+    service_key_create,
+)
 from .models import (
     CustomerPlan,
     Feature,
@@ -116,10 +121,16 @@ class ServiceAPIKeyAdmin(admin.ModelAdmin):
         obj.pk = record.pk
         messages.warning(request, f"The key for {record.name!r}, shown only now: {key}")
 
-    @admin.action(description="Revoke: the key stops working at once")
+    @admin.action(description="Revoke: the key stops working within 30 seconds")
     def revoke(self, request, queryset):
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {revoked} key(s).")
+        # At once here; other processes forget the key within SERVICE_KEY_CACHE_SECONDS.
+        transaction.on_commit(service_key_cache_clear)
+        self.message_user(
+            request,
+            f"Revoked {revoked} key(s): refused at once by this server and within "
+            f"{SERVICE_KEY_CACHE_SECONDS} seconds by every other.",
+        )
 
 
 class SpendCapCrossingInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -117,7 +117,7 @@ def usage_period(standing: Standing, reset: str, at: datetime) -> tuple[datetime
         months = max(1, (end.year - start.year) * 12 + end.month - start.month)
         if (previous := _months_before(start, months)) <= at < start:
             return previous, start
-    month_start = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_start = _month_start(at)
     if month_start.month == 12:
         return month_start, month_start.replace(year=month_start.year + 1, month=1)
     return month_start, month_start.replace(month=month_start.month + 1)
@@ -181,7 +181,7 @@ class Limits:
 # The catalog's limits, per (plan, feature), read once and again after a minute: the
 # catalog changes only when stripe_setup loads it, and check-access is the hot path.
 LIMITS_TTL_SECONDS = 60
-_limits_cache: dict = {"loaded_at": float("-inf"), "limits": {}}
+_limits_cache: dict = {"loaded_at": float("-inf"), "limits": {}, "feature_ids": {}}
 
 
 def plan_limits(plan_code: str, feature: str) -> Limits | None:
@@ -190,8 +190,15 @@ def plan_limits(plan_code: str, feature: str) -> Limits | None:
     return _limits_cache["limits"].get((plan_code, feature))
 
 
+def feature_id_for(feature: str) -> int | None:
+    """The id of a feature of some plan in the catalog, from the limits' cache."""
+    if time.monotonic() - _limits_cache["loaded_at"] > LIMITS_TTL_SECONDS:
+        limits_cache_clear(reload=True)
+    return _limits_cache["feature_ids"].get(feature)
+
+
 def limits_cache_clear(*, reload: bool = False) -> None:
-    limits = {}
+    limits, feature_ids = {}, {}
     if reload:
         for row in PlanFeature.objects.values_list(
             "plan__code", "feature__key", "feature_id", "feature__kind", "limit", "reset",
@@ -201,23 +208,36 @@ def limits_cache_clear(*, reload: bool = False) -> None:
             limits[(plan_code, key)] = Limits(
                 feature_id, kind == "metered", limit, reset, soft_limit
             )
-    _limits_cache.update(limits=limits, loaded_at=time.monotonic() if reload else float("-inf"))
+            feature_ids[key] = feature_id
+    _limits_cache.update(
+        limits=limits,
+        feature_ids=feature_ids,
+        loaded_at=time.monotonic() if reload else float("-inf"),
+    )
 
 
 def _sql() -> tuple[str, str]:
-    """check-access's two queries, written out: the ORM costs about 40 times the query
-    itself here (measured by `make bench`), and this is the hot path."""
+    """check-access's query, and the fallback for a total it did not read, written out:
+    the ORM costs about 40 times the query itself here (measured by `make bench`), and
+    this is the hot path."""
     # Only table and column names are formatted in, from our own models; values are params.
     q = connection.ops.quote_name
     customer, customer_plan, plan, total, cap = (
         q(model._meta.db_table) for model in (Customer, CustomerPlan, Plan, UsageTotal, SpendCap)
     )
-    # The last column says whether stop spend caps apply, so they cost no query otherwise.
-    customer_plan_sql = f"""
+    used_in = f"""(SELECT t.used FROM {total} t WHERE t.customer_id = c.customer_id
+                   AND t.feature_id = %s AND t.period_start = {{start}})"""  # noqa: S608
+    # One round trip: the customer with their plan, whether stop spend caps apply (so they
+    # cost no query otherwise), and the feature's running total in each period its use
+    # may count in: the paid period, the calendar month, or forever.
+    decision_sql = f"""
         SELECT c.trial_ends_at, cp.status, p.code, cp.current_period_start,
                cp.current_period_end, cp.past_due_since,
                EXISTS (SELECT 1 FROM {cap} s WHERE s.customer_id = c.customer_id
-                       AND s.mode = 'stop') AS stop_caps
+                       AND s.mode = 'stop') AS stop_caps,
+               {used_in.format(start="cp.current_period_start")} AS used_in_period,
+               {used_in.format(start="%s")} AS used_in_month,
+               {used_in.format(start="%s")} AS used_forever
         FROM {customer} c
         LEFT JOIN {customer_plan} cp ON cp.customer_id = c.customer_id
         LEFT JOIN {plan} p ON p.id = cp.plan_id
@@ -225,7 +245,7 @@ def _sql() -> tuple[str, str]:
     period_total_sql = f"""
         SELECT used FROM {total}
         WHERE customer_id = %s AND feature_id = %s AND period_start = %s"""  # noqa: S608
-    return customer_plan_sql, period_total_sql
+    return decision_sql, period_total_sql
 
 
 def _datetime(value) -> datetime | None:
@@ -235,32 +255,47 @@ def _datetime(value) -> datetime | None:
     return parse_datetime(value).replace(tzinfo=UTC)
 
 
+def _month_start(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
 def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) -> Decision:
-    """May this customer use `feature` for `requested_usage` more units? Two queries: the
-    customer with their plan, and the period's running total (limits come from memory)."""
-    customer_plan_sql, period_total_sql = _sql()
+    """May this customer use `feature` for `requested_usage` more units? One query: the
+    customer with their plan and the feature's totals (limits come from memory). A total
+    in a period the query did not read (a paid period that has not moved on yet) costs a
+    second one."""
+    decision_sql, period_total_sql = _sql()
+    now = timezone.now()
+    adapt = connection.ops.adapt_datetimefield_value
+    wanted_id = feature_id_for(feature)
+    month_start = _month_start(now)
     with connection.cursor() as cursor:
-        cursor.execute(customer_plan_sql, [customer_id])
+        cursor.execute(
+            decision_sql,
+            [wanted_id, wanted_id, adapt(month_start), wanted_id, adapt(FOREVER), customer_id],
+        )
         row = cursor.fetchone()
     if row is None:
         return Decision(False, Reason.CUSTOMER_NOT_FOUND, None)
     stop_caps = bool(row[6])
-    row = (_datetime(row[0]), row[1], row[2], _datetime(row[3]), _datetime(row[4]),
-           _datetime(row[5]))  # fmt: skip
-    now = timezone.now()
-    trial_ends_at, status, plan_code, period_start, period_end, past_due_since = row
+    trial_ends_at, period_start, period_end, past_due_since = (
+        _datetime(row[0]), _datetime(row[3]), _datetime(row[4]), _datetime(row[5])
+    )  # fmt: skip
+    status, plan_code = row[1], row[2]
     standing = standing_from(
         trial_ends_at=trial_ends_at, status=status, plan_code=plan_code,
         period_start=period_start, period_end=period_end, now=now,
         past_due_since=past_due_since,
     )  # fmt: skip
+    read = {FOREVER: row[9] or 0, month_start: row[8] or 0}
+    if period_start is not None:
+        read[period_start] = row[7] or 0
 
     def period_used(feature_id: int, start: datetime) -> int:
+        if feature_id == wanted_id and start in read:
+            return read[start]
         with connection.cursor() as cursor:
-            cursor.execute(
-                period_total_sql,
-                [customer_id, feature_id, connection.ops.adapt_datetimefield_value(start)],
-            )
+            cursor.execute(period_total_sql, [customer_id, feature_id, adapt(start)])
             total = cursor.fetchone()
         return total[0] if total else 0
 

@@ -50,6 +50,16 @@ def _fresh_limits_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_service_key_cache():
+    """Valid service keys are remembered per process; each test has its own keys."""
+    from licensing.api.authentication import service_key_cache_clear
+
+    service_key_cache_clear()
+    yield
+    service_key_cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """The throttles count in the cache, which outlives a test's database."""
     from django.core.cache import cache

@@ -4,6 +4,8 @@ customer (the portal session, or a bearer token from the business's identity pro
 import functools
 import hashlib
 import secrets
+import threading
+import time
 
 import jwt
 from django.conf import settings
@@ -38,6 +40,43 @@ def _bearer(request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+# A valid key is remembered by its hash for this long in each process: check-access then
+# costs no query for it. Revoking a key takes effect at once in the process that revoked it
+# (`service_key_cache_clear`), and in every other within this lifetime.
+SERVICE_KEY_CACHE_SECONDS = 30
+_service_keys: dict[str, tuple[int, str, float]] = {}
+_service_keys_lock = threading.Lock()
+
+
+def service_key_cache_clear() -> None:
+    with _service_keys_lock:
+        _service_keys.clear()
+
+
+def service_key_lookup(token: str) -> ServiceAPIKey | None:
+    """The unrevoked key `token` is, from the process's cache or one query; None if none."""
+    digest = key_hash(token)
+    hit = _service_keys.get(digest)
+    now = time.monotonic()
+    if hit is not None and now - hit[2] < SERVICE_KEY_CACHE_SECONDS:
+        return ServiceAPIKey(id=hit[0], name=hit[1])
+    # Written out: on check-access's hot path the ORM costs far more than the query.
+    table = connection.ops.quote_name(ServiceAPIKey._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, name FROM {table} WHERE key_hash = %s AND revoked_at IS NULL",  # noqa: S608
+            [digest],
+        )
+        row = cursor.fetchone()
+    with _service_keys_lock:
+        if row is None:
+            _service_keys.pop(digest, None)
+            return None
+        # Only real keys are kept, so the cache holds at most as many entries as keys exist.
+        _service_keys[digest] = (row[0], row[1], now)
+    return ServiceAPIKey(id=row[0], name=row[1])
+
+
 class ServiceKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer bp_…`, a key made by `manage.py service_key_create`."""
 
@@ -45,17 +84,9 @@ class ServiceKeyAuthentication(authentication.BaseAuthentication):
         token = _bearer(request)
         if token is None:
             return None
-        # Written out: on check-access's hot path the ORM costs far more than the query.
-        table = connection.ops.quote_name(ServiceAPIKey._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, name FROM {table} WHERE key_hash = %s AND revoked_at IS NULL",  # noqa: S608
-                [key_hash(token)],
-            )
-            row = cursor.fetchone()
-        if row is None:
+        record = service_key_lookup(token)
+        if record is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.", "invalid_api_key")
-        record = ServiceAPIKey(id=row[0], name=row[1])
         return (record, record)
 
     def authenticate_header(self, request):

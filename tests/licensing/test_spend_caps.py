@@ -189,9 +189,10 @@ def test_check_access_with_a_stop_cap_takes_a_fixed_number_of_queries(service, c
         with CaptureQueriesContext(connection) as queries:
             assert check(service, customer, 1).status_code == 200
         counts.append(len(queries))
-    # The key, the customer with plan (and whether stop caps apply), the period's total;
-    # then the caps, the plan, its priced features and their totals.
-    assert counts == [7, 7], counts
+    # The customer with plan, the period's total and whether stop caps apply (the key is
+    # remembered from the first call); then the caps, the plan, its priced features and
+    # their totals.
+    assert counts == [5, 5], counts
 
 
 # --- The usage page's form -------------------------------------------------------------

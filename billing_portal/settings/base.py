@@ -68,6 +68,9 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # check-access's lean path: a plain check from a service key is answered here, without
+    # the session, CSRF, auth and page work below (licensing/api/fast.py).
+    "licensing.api.fast.check_access_fast_path",
     # Near the top, so that no error page on /api/ below it stays HTML.
     "licensing.api.middleware.api_errors_as_json",
     "whitenoise.middleware.WhiteNoiseMiddleware",

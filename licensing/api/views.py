@@ -96,8 +96,11 @@ class CheckAccessView(ServiceAPIView):
 
 
 def decision_response(decision: Decision) -> Response:
-    """check-access's answer: 200 when granted, 403 with the reason when not."""
-    return Response(decision_body(decision), status=200 if decision.has_access else 403)
+    """check-access's answer: 200 when granted, 403 with the reason when not. A refusal
+    is an answer, not an error: Django does not log it as a "Forbidden" warning."""
+    response = Response(decision_body(decision), status=200 if decision.has_access else 403)
+    response._has_been_logged = True
+    return response
 
 
 def decision_body(decision: Decision) -> dict:

@@ -92,11 +92,19 @@ def test_pages_outside_the_api_keep_their_html_404(client, db):
     assert response["Content-Type"].startswith("text/html")
 
 
-def test_an_unhandled_error_in_the_api_is_a_logged_json_500(api, customer, monkeypatch, caplog):
+@pytest.mark.parametrize("path", ["licensing.api.views", "licensing.api.fast"])
+def test_an_unhandled_error_in_the_api_is_a_logged_json_500(
+    api, customer, monkeypatch, caplog, path, settings
+):
     def broken(**kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("licensing.api.views.check_access", broken)
+    # check-access's lean path (which answers this plain check) and the DRF view alike.
+    if path == "licensing.api.views":
+        settings.MIDDLEWARE = [
+            m for m in settings.MIDDLEWARE if not m.startswith("licensing.api.fast")
+        ]
+    monkeypatch.setattr(f"{path}.check_access", broken)
     with caplog.at_level(logging.ERROR, logger="licensing.api.errors"):
         response = post(api, CHECK, {"customer_id": customer.customer_id, "feature": "sso"})
     body = error(response, 500)

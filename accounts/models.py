@@ -90,6 +90,13 @@ class Customer(models.Model):
     trial_reminder_sent_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When the trial-ending email went out."
     )
+    suspended_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Set by support (suspend): check-access answers account_suspended and the "
+        "license states no features until it is lifted.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CustomerQuerySet.as_manager()

@@ -111,6 +111,15 @@ def stripe_event_process(*, event_id: str) -> bool:
     return True
 
 
+def stripe_event_replay(*, event_id: str) -> bool:
+    """Process a stored event again (support replaying it) through the same path: its
+    reaction fetches the object again, so Stripe's state now decides what changes.
+    Returns whether it is processed; an unknown event is a BillingError."""
+    if not StripeEvent.objects.filter(pk=event_id).update(status=StripeEvent.Status.PENDING):
+        raise BillingError("No such stored event.")
+    return stripe_event_process(event_id=event_id)
+
+
 def _failed(rows, error: Exception) -> None:
     logger.warning("Stripe event %s failed: %r", rows.first(), error, exc_info=error)
     rows.update(status=StripeEvent.Status.FAILED, last_error=f"{type(error).__name__}: {error}")

@@ -131,6 +131,33 @@ class MirrorNeedsObject(Exception):
         return self.method.lower(), self.url
 
 
+# Inside `request_ids_collected`: the Request-Id of each answer Stripe gave, in order.
+_request_ids: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "stripe_request_ids", default=None
+)
+
+
+@contextlib.contextmanager
+def request_ids_collected() -> Iterator[list[str]]:
+    """The Request-Id of every Stripe answer within the block (errors included), as Stripe
+    logs them: a support action's audit entry names the requests it made."""
+    collected: list[str] = []
+    token = _request_ids.set(collected)
+    try:
+        yield collected
+    finally:
+        _request_ids.reset(token)
+
+
+def _request_id_note(headers: Any) -> None:
+    collected = _request_ids.get()
+    if collected is None or not headers:
+        return
+    for name, value in dict(headers).items():
+        if name.lower() == "request-id" and value:
+            collected.append(value)
+
+
 # While mirroring: the answers fetched so far, by (method, url); None otherwise.
 _mirror_answers: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
     "mirror_answers", default=None
@@ -166,7 +193,9 @@ class GuardedHTTPClient(stripe.HTTPClient):
                 return answers[(method.lower(), url)]
             raise MirrorNeedsObject(method, url, headers)
         self._check(method, url)
-        return self.transport.request(method, url, headers, post_data)
+        answer = self.transport.request(method, url, headers, post_data)
+        _request_id_note(answer[2])
+        return answer
 
     def request_stream(self, method, url, headers, post_data=None, *, _usage=None):
         self._check(method, url)
@@ -831,6 +860,46 @@ def invoice_finalize(*, invoice_id: str) -> dict:
             {"idempotency_key": idempotency_key("invoice-finalize", invoice_id)},
         )
     )
+
+
+# --- Support actions on invoices ---------------------------------------------------------------
+
+
+@translate_errors
+def invoice_pay(*, invoice_id: str, payment_method_id: str, request_key: str) -> dict:
+    """Try to collect an open invoice now with this card (support retrying a payment)."""
+    return as_json(
+        client().v1.invoices.pay(
+            invoice_id,
+            {"payment_method": payment_method_id},
+            {"idempotency_key": idempotency_key(
+                "invoice-pay", invoice_id, payment_method_id, request_key
+            )},
+        )
+    )  # fmt: skip
+
+
+@translate_errors
+def invoice_void(*, invoice_id: str) -> dict:
+    """Void an open invoice: nothing is owed on it any more. Voiding twice is refused by
+    Stripe, never done twice."""
+    return as_json(
+        client().v1.invoices.void_invoice(
+            invoice_id, {}, {"idempotency_key": idempotency_key("invoice-void", invoice_id)}
+        )
+    )
+
+
+@translate_errors
+def customer_personal_data_clear(*, stripe_customer_id: str, request_key: str) -> None:
+    """Erase the person from a Stripe customer (GDPR): name, email, phone, address,
+    shipping, description. Invoices and payments stay, as the law requires."""
+    client().v1.customers.update(
+        stripe_customer_id,
+        {"name": "", "email": "", "phone": "", "description": "", "address": "",
+         "shipping": "", "metadata": {"erased": "true"}},
+        {"idempotency_key": idempotency_key("customer-erase", stripe_customer_id, request_key)},
+    )  # fmt: skip
 
 
 # --- Events (the reconcile) and objects by type ------------------------------------------------

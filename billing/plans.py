@@ -278,8 +278,11 @@ def _price_id(plan: Plan) -> str:
     return price_id
 
 
-def plan_change(*, customer: Customer, plan: Plan, proration_date: int) -> list[Transition]:
-    """Switch now, at the moment the preview priced, with the proration invoiced at once."""
+def plan_change(
+    *, customer: Customer, plan: Plan, proration_date: int, source: str = "portal"
+) -> list[Transition]:
+    """Switch now, at the moment the preview priced, with the proration invoiced at once.
+    `source` is who asked (the customer, or staff from the support page)."""
     current = _live_plan(customer)
     if not PaymentMethod.objects.for_customer(customer).exists():
         raise CardNeeded()
@@ -291,10 +294,12 @@ def plan_change(*, customer: Customer, plan: Plan, proration_date: int) -> list[
         proration_date=proration_date,
         trial_end_now=plan_change_ends_trial(current=current, plan=plan),
     )
-    return subscription_sync(subscription_id=current.subscription_id, source="portal")
+    return subscription_sync(subscription_id=current.subscription_id, source=source)
 
 
-def plan_cancel_at_period_end(*, customer: Customer, cancel: bool) -> list[Transition]:
+def plan_cancel_at_period_end(
+    *, customer: Customer, cancel: bool, source: str = "portal"
+) -> list[Transition]:
     """Cancel at the end of the paid period (cancel=True), or resume before it ends."""
     current = _live_plan(customer)
     last = Entry.objects.filter(customer=customer).order_by("-id").first()
@@ -304,4 +309,4 @@ def plan_cancel_at_period_end(*, customer: Customer, cancel: bool) -> list[Trans
         # A new key after each timeline entry: cancel, resume, cancel again are three writes.
         request_key=f"{cancel}:{last.pk if last else 0}",
     )
-    return subscription_sync(subscription_id=current.subscription_id, source="portal")
+    return subscription_sync(subscription_id=current.subscription_id, source=source)

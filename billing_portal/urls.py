@@ -18,6 +18,8 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/", include("accounts.urls")),
     path("billing/", include("billing.urls")),
+    # The support console lives inside the admin (its login, its look), before its catch-all.
+    path("admin/support/", include("support.urls")),
     path("admin/", admin.site.urls),
     # dj-stripe's webhook URL, answered by our receiver: verify, store, answer, process later.
     path("stripe/webhook/<uuid:uuid>/", billing_views.stripe_webhook, name="stripe_webhook"),

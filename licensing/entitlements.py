@@ -31,6 +31,7 @@ class Reason:
     FEATURE_NOT_IN_PLAN = "feature_not_in_plan"
     USAGE_LIMIT_EXCEEDED = "usage_limit_exceeded"
     SPEND_CAP_REACHED = "spend_cap_reached"
+    ACCOUNT_SUSPENDED = "account_suspended"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def customer_standing(customer: Customer, now: datetime | None = None) -> Standi
         period_end=paid.current_period_end if paid else None,
         past_due_since=paid.past_due_since if paid else None,
         now=now or timezone.now(),
+        suspended=customer.suspended_at is not None,
     )
 
 
@@ -77,9 +79,12 @@ def standing_from(
     period_end: datetime | None,
     now: datetime,
     past_due_since: datetime | None = None,
+    suspended: bool = False,
 ) -> Standing:
-    """The rules, on plain values: a live paid plan (past due: only until its grace ends),
-    else the free trial, else why not."""
+    """The rules, on plain values: a suspended account nothing; a live paid plan (past due:
+    only until its grace ends), else the free trial, else why not."""
+    if suspended:
+        return Standing(None, "suspended", None, Reason.ACCOUNT_SUSPENDED)
     period = (period_start, period_end) if period_start and period_end else None
     if status in {CustomerPlan.Status.TRIALING, CustomerPlan.Status.ACTIVE}:
         return Standing(plan_code, status, period, None)
@@ -237,7 +242,8 @@ def _sql() -> tuple[str, str]:
                        AND s.mode = 'stop') AS stop_caps,
                {used_in.format(start="cp.current_period_start")} AS used_in_period,
                {used_in.format(start="%s")} AS used_in_month,
-               {used_in.format(start="%s")} AS used_forever
+               {used_in.format(start="%s")} AS used_forever,
+               c.suspended_at
         FROM {customer} c
         LEFT JOIN {customer_plan} cp ON cp.customer_id = c.customer_id
         LEFT JOIN {plan} p ON p.id = cp.plan_id
@@ -281,11 +287,11 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
     trial_ends_at, period_start, period_end, past_due_since = (
         _datetime(row[0]), _datetime(row[3]), _datetime(row[4]), _datetime(row[5])
     )  # fmt: skip
-    status, plan_code = row[1], row[2]
+    status, plan_code, suspended = row[1], row[2], row[10]
     standing = standing_from(
         trial_ends_at=trial_ends_at, status=status, plan_code=plan_code,
         period_start=period_start, period_end=period_end, now=now,
-        past_due_since=past_due_since,
+        past_due_since=past_due_since, suspended=suspended is not None,
     )  # fmt: skip
     read = {FOREVER: row[9] or 0, month_start: row[8] or 0}
     if period_start is not None:

@@ -289,19 +289,20 @@ def entitlements_for(customer: Customer) -> Entitlements:
     )
 
 
-def license_refresh(*, customer: Customer) -> License | None:
-    """Issue a new license when, and only when, what it states has changed; the previous
-    one is revoked and the new one emailed. Returns the new license, if one was issued."""
+def license_refresh(*, customer: Customer, force: bool = False) -> License | None:
+    """Issue a new license when, and only when, what it states has changed (or when
+    `force`d: support reissuing one); the previous one is revoked and the new one emailed.
+    Returns the new license, if one was issued."""
     from . import tasks
 
     signing_key()  # outside the transaction: a key generated now is committed for everyone
     with transaction.atomic():
         Customer.objects.select_for_update().filter(pk=customer.pk).first()
-        customer.refresh_from_db(fields=["trial_ends_at"])
+        customer.refresh_from_db(fields=["trial_ends_at", "suspended_at"])
         wanted = entitlements_for(customer)
         # At most one license of a customer is unrevoked: the current one.
         current = License.objects.filter(customer=customer, revoked_at__isnull=True).first()
-        if current and _states(current) == wanted:
+        if current and _states(current) == wanted and not force:
             return None
         issued = _license_sign(customer, wanted)
         if current:

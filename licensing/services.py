@@ -387,21 +387,27 @@ def customer_start(*, email: str, password: str, company_name: str = "") -> Memb
 
 
 def customer_trial_set(
-    *, customer: Customer, trial_ends_at: datetime, actor: AbstractBaseUser | None = None
+    *,
+    customer: Customer,
+    trial_ends_at: datetime,
+    actor: AbstractBaseUser | None = None,
+    ledger: bool = True,
 ) -> None:
     """Move the end of a customer's free trial (support extending it, say): the license
     follows, and the reminder goes out again before the new end. With `actor` (a staff
-    member), the ledger names who did it."""
+    member), the ledger names who did it; `ledger=False` when the caller writes the one
+    entry itself (a support action, with its reason)."""
     with transaction.atomic():
         customer.trial_ends_at = trial_ends_at
         customer.trial_reminder_sent_at = None
         customer.save(update_fields=["trial_ends_at", "trial_reminder_sent_at"])
-        entry_record(
-            customer_id=customer.customer_id,
-            kind="trial_moved",
-            source=Source.STAFF if actor else Source.SYSTEM,
-            sentence=f"Free trial now ends on {trial_ends_at:%-d %B %Y, %H:%M} UTC.",
-            actor=actor,
-            data={"trial_ends_at": trial_ends_at.isoformat()},
-        )
+        if ledger:
+            entry_record(
+                customer_id=customer.customer_id,
+                kind="trial_moved",
+                source=Source.STAFF if actor else Source.SYSTEM,
+                sentence=f"Free trial now ends on {trial_ends_at:%-d %B %Y, %H:%M} UTC.",
+                actor=actor,
+                data={"trial_ends_at": trial_ends_at.isoformat()},
+            )
         license_refresh(customer=customer)

@@ -63,6 +63,7 @@ LOCAL_APPS = [
     "outgoing",
     "licensing",
     "billing",
+    "support",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -305,3 +306,7 @@ LOGGING = {
         "stripe": {"level": "WARNING"},
     },
 }
+
+# Every GDPR erasure is also appended here, outside the database, so that `manage.py
+# erasures_reapply` can erase those people again after a backup is restored.
+ERASURE_LOG_PATH = Path(env("ERASURE_LOG_PATH", default=str(DATA_DIR / "erasures.jsonl")))

@@ -27,6 +27,7 @@ from licensing.resources import resource_record
 from licensing.services import usage_record
 from licensing.spend import spend_cap_set
 from outgoing.services import endpoint_create, outgoing_webhook_emit
+from support.models import Erasure
 from tests.accounts.factories import UserFactory
 from tests.billing.test_every_event_type import back_office, portal_journey
 
@@ -112,7 +113,8 @@ def every_model_has_data(
     )  # fmt: skip
     license_refresh(customer=membership.customer)
     events_reconcile()  # a pass of the reconcile, for its admin page
-    Group.objects.create(name="Support")
+    Group.objects.get_or_create(name="Support")
+    Erasure.objects.create(customer_id="cust_" + "0" * 32, erased_at=timezone.now())
     attempt = {"ip_address": "203.0.113.9", "username": "owner@example.com", "user_agent": "test"}
     AccessAttempt.objects.create(**attempt, failures_since_start=1, get_data="", post_data="")
     AccessFailureLog.objects.create(**attempt, locked_out=False)

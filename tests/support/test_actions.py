@@ -3,14 +3,13 @@ naming the staff member with before, after and Stripe's request ids; refusals an
 Stripe failures leave everything as it was."""
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Customer
 from audit.models import Entry
 from billing.cards import billing_info_ensure
 from billing.models import StripeEvent
@@ -325,7 +324,7 @@ def test_an_open_invoice_is_retried_with_a_chosen_card_or_voided(
     if not open_rows:
         pytest.skip("the emulator's renewal did not leave an open invoice")
     invoice = open_rows[0].invoice
-    good = [c.stripe_id for c in page.context["page"].cards if c.stripe_id != failing][0]
+    good = next(c.stripe_id for c in page.context["page"].cards if c.stripe_id != failing)
     response = act(
         support_client, customer, "invoice_retry", invoice=invoice.pk, card=good,
         reason="customer on the phone",

@@ -8,6 +8,7 @@ from django.test import Client
 from support.permissions import READ_ONLY_GROUP, SUPPORT_GROUP, support_groups_ensure
 from tests.accounts.factories import UserFactory
 from tests.billing.conftest import stripe_client, stripe_emulator  # noqa: F401 - shared fixtures
+from tests.billing.test_admin_sweep import every_model_has_data  # noqa: F401 - shared fixture
 
 
 def staff_client(email: str, group: str | None, *, superuser: bool = False) -> Client:

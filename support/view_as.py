@@ -1,4 +1,4 @@
-"""View as customer: the customer's billing and invoices pages rendered for a staff
+"""View as customer: the customer's billing, cards and invoices pages rendered for a staff
 member from our database, read-only. Every form is emptied of its target and every
 control disabled, so no button on it can change anything; links lead nowhere."""
 
@@ -52,12 +52,15 @@ def customer_pages_render(*, customer: Customer) -> str:
         "billing/invoices.html",
         {**context, "invoices": list(invoicing.invoices_with_totals(customer=customer))},
     )
+    cards = render_to_string(
+        "billing/payment_methods.html", {**context, "last_card_locked": False, "attempt": ""}
+    )
     banner = (
         '<main><p class="message warning" id="view-as-banner">Viewing '
         f"{escape(customer.customer_id)} as its members see it: read-only, recorded in "
         "the account's timeline.</p>"
     )
-    page = overview.replace("</main>", _main_of(invoices) + "</main>", 1)
+    page = overview.replace("</main>", _main_of(cards) + _main_of(invoices) + "</main>", 1)
     return BODY.sub(banner, read_only(page), count=1)
 
 

@@ -26,10 +26,16 @@ class TimelineItem:
 
 
 def card_words(stripe_id: str | None, cards: dict[str, CardView]) -> str:
+    """ "Card Visa ending 4242", or "A card" when the mirror does not know it."""
     card = cards.get(stripe_id or "")
     if card is None:
-        return "a card"
-    return f"{card.brand.title()} ending {card.last4}"
+        return "A card"
+    return f"Card {card.brand.title()} ending {card.last4}"
+
+
+def _card_inline(stripe_id: str, cards: dict[str, CardView]) -> str:
+    card = cards.get(stripe_id)
+    return f"{card.brand.title()} ending {card.last4}" if card else "a card"
 
 
 def by_whom(entry: Entry) -> str:
@@ -55,7 +61,7 @@ def _stored(entry: Entry, cards: dict[str, CardView]) -> str:
 def _card(verb: str) -> Callable[[Entry, dict[str, CardView]], str]:
     def sentence(entry: Entry, cards: dict[str, CardView]) -> str:
         card = card_words(entry.data.get("payment_method"), cards)
-        return f"Card {card} {verb} {by_whom(entry)}"
+        return f"{card} {verb} {by_whom(entry)}"
 
     return sentence
 
@@ -81,7 +87,7 @@ SENTENCES: dict[str, Callable[[Entry, dict[str, CardView]], str]] = {
     "card_made_primary": _card("made primary"),
     "card_reordered": lambda e, c: f"Cards reordered {by_whom(e)}",
     "card_already_on_file": lambda e, c: (
-        f"Card {card_words(e.data.get('kept'), c)} entered again {by_whom(e)}: it was already "
+        f"{card_words(e.data.get('kept'), c)} entered again {by_whom(e)}: it was already "
         "on file, so the copy was removed"
     ),
     "details_updated": lambda e, c: f"Billing details updated {by_whom(e)}",

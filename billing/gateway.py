@@ -891,6 +891,33 @@ def invoice_void(*, invoice_id: str) -> dict:
 
 
 @translate_errors
+def invoice_mark_uncollectible(*, invoice_id: str) -> dict:
+    """Stop collecting an open invoice (it stays owed, unlike a void one)."""
+    return as_json(
+        client().v1.invoices.mark_uncollectible(
+            invoice_id,
+            {},
+            {"idempotency_key": idempotency_key("invoice-uncollectible", invoice_id)},
+        )
+    )
+
+
+@translate_errors
+def customer_credit_add(
+    *, stripe_customer_id: str, amount: int, currency: str, description: str, request_key: str
+) -> dict:
+    """A credit on the Stripe customer's balance (a negative balance transaction): Stripe
+    takes it off the next invoices it finalizes."""
+    return as_json(
+        client().v1.customers.balance_transactions.create(
+            stripe_customer_id,
+            {"amount": -amount, "currency": currency, "description": description},
+            {"idempotency_key": idempotency_key("credit", stripe_customer_id, request_key)},
+        )
+    )
+
+
+@translate_errors
 def customer_personal_data_clear(*, stripe_customer_id: str, request_key: str) -> None:
     """Erase the person from a Stripe customer (GDPR): name, email, phone, address,
     shipping, description. Invoices and payments stay, as the law requires."""

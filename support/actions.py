@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from functools import partial
 
 from django import forms
@@ -26,6 +27,7 @@ from billing.cards import payment_method_sync
 from billing.events import stripe_event_replay
 from billing.models import BillingInfo, Invoice, PaymentMethod, StripeEvent
 from billing.test_clocks import customer_test_clock_advance
+from billing_portal.money import currency_exponent, money_format
 from licensing.licenses import license_refresh
 from licensing.models import CustomerPlan, License, Plan
 from licensing.services import customer_trial_set
@@ -191,10 +193,19 @@ class InvoiceRetryForm(InvoiceForm):
 
 
 def _open_invoice(customer: Customer, pk: int) -> Invoice:
+    """The customer's invoice, open at Stripe as last mirrored (Stripe refuses the rest
+    anyway; refusing here keeps a double click from writing a second entry)."""
     invoice = Invoice.objects.filter(customer=customer, pk=pk).exclude(stripe_invoice_id="")
     invoice = invoice.first()
     if invoice is None:
         raise ActionRefused("No such invoice of this customer at Stripe.", status=404)
+    status = (
+        djstripe_models.Invoice.objects.filter(id=invoice.stripe_invoice_id)
+        .values_list("stripe_data__status", flat=True)
+        .first()
+    )
+    if status != "open":
+        raise ActionRefused(f"This invoice is not open at Stripe (it is {status}).", status=409)
     return invoice
 
 
@@ -233,6 +244,52 @@ def invoice_void(customer: Customer, staff, data: dict) -> Done:
     _invoice_refresh(voided, customer)
     return Done(
         f"Invoice {invoice.number or invoice.stripe_invoice_id} voided", {"invoice": invoice.pk}
+    )
+
+
+def invoice_uncollectible(customer: Customer, staff, data: dict) -> Done:
+    invoice = _open_invoice(customer, data["invoice"])
+    marked = gateway.invoice_mark_uncollectible(invoice_id=invoice.stripe_invoice_id)
+    _invoice_refresh(marked, customer)
+    return Done(
+        f"Invoice {invoice.number or invoice.stripe_invoice_id} marked uncollectible",
+        {"invoice": invoice.pk},
+    )
+
+
+class CreditForm(ReasonForm):
+    amount = forms.DecimalField(
+        label="Credit", min_value=Decimal("0.01"), max_digits=12, decimal_places=3
+    )
+    currency = forms.CharField(max_length=3, min_length=3, initial="eur")
+
+    def clean(self):
+        cleaned = super().clean()
+        amount, currency = cleaned.get("amount"), (cleaned.get("currency") or "").lower()
+        if amount is not None and currency:
+            minor = amount.scaleb(currency_exponent(currency))
+            if minor != minor.to_integral_value():
+                self.add_error("amount", f"Too many decimals for {currency.upper()}.")
+            else:
+                cleaned["amount_minor"] = int(minor)
+                cleaned["currency"] = currency
+        return cleaned
+
+
+def credit_add(customer: Customer, staff, data: dict) -> Done:
+    info = _billing_info(customer)
+    last = Entry.objects.filter(customer=customer).order_by("-id").values_list("pk", flat=True)
+    added = gateway.customer_credit_add(
+        stripe_customer_id=info.stripe_id,
+        amount=data["amount_minor"],
+        currency=data["currency"],
+        description=f"Credit from support: {data['reason'][:200]}",
+        request_key=str(last.first() or 0),  # a second credit after any change is a new one
+    )
+    return Done(
+        f"Credit of {money_format(data['amount_minor'], data['currency'])} added to the "
+        "Stripe balance",
+        {"balance_transaction": added["id"], "ending_balance": added["ending_balance"]},
     )
 
 
@@ -370,6 +427,9 @@ ACTIONS: dict[str, Action] = {
         Action("usage_sync", "Sync usage now", usage_sync),
         Action("invoice_retry", "Retry the payment", invoice_retry, InvoiceRetryForm),
         Action("invoice_void", "Void the invoice", invoice_void, InvoiceForm, danger=True),
+        Action("invoice_uncollectible", "Mark uncollectible", invoice_uncollectible,
+               InvoiceForm, danger=True),
+        Action("credit_add", "Add a credit", credit_add, CreditForm),
         Action("plan_change", "Change plan", plan_change, PlanForm),
         Action("plan_cancel", "Cancel at period end", plan_cancel, danger=True),
         Action("plan_resume", "Resume", plan_resume),
@@ -417,7 +477,7 @@ def action_run(
     entry: Entry | None = None
 
     def record(after: dict) -> Entry:
-        fields = {k: v for k, v in data.items() if k not in {"reason", "confirm"}}
+        fields = {k: v for k, v in data.items() if k not in {"reason", "confirm", "amount"}}
         succeeded = failure is None
         if succeeded:
             sentence = f"{done.summary} by {staff.email}: {reason}"

@@ -14,6 +14,7 @@ from . import (
     catalog,
     checkout,
     clocks,
+    customer_balance,
     customers,
     empty_lists,
     events,
@@ -34,6 +35,7 @@ ROUTES: list[Route] = by_specificity(
     [
         *account.ROUTES,
         *customers.ROUTES,
+        *customer_balance.ROUTES,
         *payment_methods.ROUTES,
         *setup_intents.ROUTES,
         *checkout.ROUTES,

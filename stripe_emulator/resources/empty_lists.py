@@ -70,10 +70,4 @@ ROUTES: list[Route] = [route("GET", path, _empty_list(path), params) for path, p
         _customer_empty_list("sources"),
         P.CustomerListSourcesParams,
     ),
-    route(
-        "GET",
-        "/v1/customers/{customer}/balance_transactions",
-        _customer_empty_list("balance_transactions"),
-        P.CustomerListBalanceTransactionsParams,
-    ),
 ]

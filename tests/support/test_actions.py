@@ -307,30 +307,67 @@ def test_advancing_the_clock_in_live_mode_is_refused(subscribed, support_client,
     assert staff_entries(subscribed, support_client.user) == []
 
 
-def test_an_open_invoice_is_retried_with_a_chosen_card_or_voided(
-    subscribed, signed_in_client, support_client, stripe_emulator, stripe_client
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("invoice_retry", "paid"), ("invoice_void", "void"),
+     ("invoice_uncollectible", "uncollectible")],
+)  # fmt: skip
+def test_an_open_invoice_is_retried_with_a_chosen_card_voided_or_written_off(
+    subscribed, signed_in_client, support_client, stripe_emulator, stripe_client, name, expected
 ):
-    """The renewal fails on a primary card that declines; support retries it with the
-    Visa, then a second failed renewal is voided."""
+    """The renewal fails on a primary card that declines, leaving the invoice open."""
     customer = subscribed
-    visa = CustomerPlan.objects.get(customer=customer) and customer.billing.billing_info
     failing = add_card(signed_in_client, stripe_emulator, "pm_card_chargeCustomerFail")
     signed_in_client.post(reverse("billing:payment_method_make_primary", args=[failing]))
     stripe_emulator.deliver()
     period_end = CustomerPlan.objects.get(customer=customer).current_period_end
     stripe_emulator.advance_clock(customer.clock.id, int(period_end.timestamp()) + 3600)
     page = support_client.get(reverse("support:customer", args=[customer.pk]))
-    open_rows = page.context["page"].open_invoices
-    if not open_rows:
-        pytest.skip("the emulator's renewal did not leave an open invoice")
-    invoice = open_rows[0].invoice
+    [row] = page.context["page"].open_invoices
+    assert f'data-action="{name}"' in page.content.decode()
+    invoice = row.invoice
     good = next(c.stripe_id for c in page.context["page"].cards if c.stripe_id != failing)
     response = act(
-        support_client, customer, "invoice_retry", invoice=invoice.pk, card=good,
+        support_client, customer, name, invoice=invoice.pk, card=good,
         reason="customer on the phone",
     )  # fmt: skip
     assert response.status_code == 302
-    entry = staff_entries(customer, support_client.user)[-1]
+    [entry] = staff_entries(customer, support_client.user)
     assert entry.data["outcome"] == "succeeded", entry.sentence
-    assert entry.data["after"]["invoices"][str(invoice.pk)]["stripe_status"] == "paid"
-    assert visa is not None
+    assert entry.data["before"]["invoices"][str(invoice.pk)]["stripe_status"] == "open"
+    assert entry.data["after"]["invoices"][str(invoice.pk)]["stripe_status"] == expected
+    assert stripe_client.v1.invoices.retrieve(invoice.stripe_invoice_id).status == expected
+    assert entry.data["stripe_request_ids"]
+    # Done once: a second click is refused, with nothing written.
+    again = act(support_client, customer, name, invoice=invoice.pk, card=good, reason="again")
+    assert again.status_code == 409
+    assert len(staff_entries(customer, support_client.user)) == 1
+
+
+def test_a_credit_lands_on_the_stripe_balance(subscribed, support_client, stripe_client):
+    customer = subscribed
+    response = act(
+        support_client, customer, "credit_add", amount="12.50", currency="EUR",
+        reason="outage in May",
+    )  # fmt: skip
+    assert response.status_code == 302
+    stripe_id = customer.billing.billing_info.stripe_id
+    assert stripe_client.v1.customers.retrieve(stripe_id).balance == -1250
+    [entry] = staff_entries(customer, support_client.user)
+    assert entry.sentence == (
+        "Credit of €12.50 added to the Stripe balance by support@example.com: outage in May"
+    )
+    assert entry.data["details"]["ending_balance"] == -1250
+
+
+@pytest.mark.parametrize("amount", ["abc", "-5", "0", "1.005"])
+def test_a_bad_credit_is_refused_and_nothing_is_sent(
+    subscribed, support_client, stripe_client, stripe_emulator, amount
+):
+    stripe_emulator.http.requests.clear()
+    response = act(
+        support_client, subscribed, "credit_add", amount=amount, currency="eur", reason="x"
+    )
+    assert response.status_code == 400
+    assert stripe_emulator.http.requests == []
+    assert staff_entries(subscribed, support_client.user) == []

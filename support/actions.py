@@ -526,7 +526,9 @@ def action_run(
         entry = record(state_of(customer.pk))
     if failure is not None:
         return Outcome(entry, False, f"{action.label} failed: {failure.user_message}")
-    return Outcome(entry, True, f"{done.summary}.", done.payload)
+    changed = entry.data["changed"]
+    message = f"{done.summary}." + (f" Changed: {', '.join(changed)}." if changed else "")
+    return Outcome(entry, True, message, done.payload)
 
 
 def _plain(value):

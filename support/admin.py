@@ -19,6 +19,8 @@ from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import Customer, Membership, User
 from audit.admin import ReadOnlyAdminMixin
 from billing.admin import CustomerAdmin as BillingCustomerAdmin
+from billing.admin import StripeEventAdmin as BillingStripeEventAdmin
+from billing.models import StripeEvent
 from licensing.admin import LicenseAdmin as LicensingLicenseAdmin
 from licensing.admin import ServiceAPIKeyAdmin as LicensingServiceAPIKeyAdmin
 from licensing.models import License, ServiceAPIKey
@@ -114,6 +116,21 @@ class ServiceAPIKeyAdmin(OperatorOnlyMixin, LicensingServiceAPIKeyAdmin):
         self.message_user(request, f"Revoked {revoked} key(s).")
 
 
+class StripeEventAdmin(BillingStripeEventAdmin):
+    """The webhook log, filtered by customer when searched for a cust_ id: the events about
+    that customer's Stripe objects (its Stripe customer, subscription, cards, invoices)."""
+
+    search_help_text = "An event or object id, or a customer's cust_ id for its events."
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if term.startswith("cust_"):
+            from .selectors import customer_stripe_ids
+
+            return queryset.filter(object_id__in=customer_stripe_ids(customer_id=term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+
 def _read_only_hidden(model_admin: type[admin.ModelAdmin]) -> type:
     """For what support does not need (django-axes' sign-in logs): read-only, and listed on
     the index for superusers only."""
@@ -142,6 +159,7 @@ _replace(User, UserAdmin)
 _replace(Group, GroupAdmin)
 _replace(License, LicenseAdmin)
 _replace(ServiceAPIKey, ServiceAPIKeyAdmin)
+_replace(StripeEvent, StripeEventAdmin)
 for _model, _model_admin in list(admin.site._registry.items()):
     if _model._meta.app_label == "axes":
         _replace(_model, _read_only_hidden(type(_model_admin)))

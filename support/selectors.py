@@ -128,12 +128,12 @@ def support_page(*, customer_id: str, now: datetime | None = None) -> SupportPag
     current = next((row.invoice for row in rows if row.invoice.is_open), None)
     current_lines = invoicing.lines_in_order(current.lines.all()) if current else []
 
-    related_ids = {inv.stripe_invoice_id for inv in invoices if inv.stripe_invoice_id}
-    related_ids |= {card.stripe_id for card in our_cards}
-    if billing_info:
-        related_ids.add(billing_info.stripe_id)
-    if plan and plan.subscription_id:
-        related_ids.add(plan.subscription_id)
+    related_ids = _stripe_ids(
+        invoices=[inv.stripe_invoice_id for inv in invoices],
+        cards=[card.stripe_id for card in our_cards],
+        billing_info=billing_info,
+        plan=plan,
+    )
     events = list(StripeEvent.objects.filter(object_id__in=related_ids)[:EVENTS_SHOWN])
 
     return SupportPage(
@@ -154,6 +154,33 @@ def support_page(*, customer_id: str, now: datetime | None = None) -> SupportPag
         events=events,
         timeline=timeline_items(entries, by_id),
         erasure=Erasure.objects.filter(customer_id=customer.pk).first(),
+    )
+
+
+def _stripe_ids(*, invoices, cards, billing_info, plan) -> set[str]:
+    ids = {stripe_id for stripe_id in [*invoices, *cards] if stripe_id}
+    if billing_info:
+        ids.add(billing_info.stripe_id)
+    if plan and plan.subscription_id:
+        ids.add(plan.subscription_id)
+    return ids
+
+
+def customer_stripe_ids(*, customer_id: str) -> set[str]:
+    """The ids of a customer's Stripe objects that events are about."""
+    return _stripe_ids(
+        invoices=list(
+            Invoice.objects.filter(customer_id=customer_id).values_list(
+                "stripe_invoice_id", flat=True
+            )
+        ),
+        cards=list(
+            PaymentMethod.objects.filter(
+                billing_info__customer_links__customer_id=customer_id
+            ).values_list("stripe_id", flat=True)
+        ),
+        billing_info=BillingInfo.objects.filter(customer_links__customer_id=customer_id).first(),
+        plan=CustomerPlan.objects.filter(customer_id=customer_id).first(),
     )
 
 

@@ -177,3 +177,22 @@ def test_a_customer_added_card_reads_as_a_sentence(
     page = support_client.get(page_url(membership.customer)).content.decode()
     assert "Card Visa ending 4242 added by the customer" in page
     assert "pm_" not in page.split('id="timeline"')[1].split("</section>")[0]
+
+
+def test_the_webhook_log_is_filtered_by_customer(paying, support_client, other_membership):
+    info = BillingInfo.objects.for_customer(paying)
+    ours = StripeEvent.objects.create(
+        event_id="evt_ours", type="customer.updated", object_type="customer",
+        object_id=info.stripe_id, stripe_created=NOW,
+    )  # fmt: skip
+    StripeEvent.objects.create(
+        event_id="evt_theirs", type="customer.updated", object_type="customer",
+        object_id="cus_another", stripe_created=NOW,
+    )  # fmt: skip
+    page = support_client.get(reverse("support:customer", args=[paying.customer_id]))
+    link = f"{reverse('admin:billing_stripeevent_changelist')}?q={paying.customer_id}"
+    assert link in page.content.decode()
+    listing = support_client.get(link)
+    assert listing.status_code == 200
+    shown = [event.pk for event in listing.context["cl"].result_list]
+    assert shown == [ours.pk]

@@ -26,6 +26,7 @@ from django.utils import timezone
 from accounts.models import Customer, User
 from audit.models import Entry
 from billing import gateway, invoicing, mirror
+from billing.errors import BillingError
 from billing.models import BillingInfo, CustomerBilling, PaymentMethod
 from licensing.models import License, ResourceEvent, UsageEvent
 
@@ -145,7 +146,12 @@ def personal_data_erase(*, customer: Customer, staff: AbstractBaseUser | None) -
         shared = CustomerBilling.objects.filter(billing_info=info).exclude(customer=customer)
         if not shared.exists():  # another account of the same owner still bills through it
             stripe_ids.append(info.stripe_id)
-    if stripe_ids and settings.BILLING_ENABLED:
+    if stripe_ids and not settings.BILLING_ENABLED:
+        raise BillingError(
+            "Billing is not enabled, so the Stripe customer cannot be erased now: nothing "
+            "was erased."
+        )
+    if stripe_ids:
         for stripe_id in stripe_ids:
             gateway.customer_personal_data_clear(
                 stripe_customer_id=stripe_id, request_key=customer.customer_id

@@ -77,7 +77,9 @@ def state_of(customer_id: str) -> dict:
     customer = Customer.objects.get(pk=customer_id)
     plan = CustomerPlan.objects.select_related("plan").filter(customer_id=customer_id).first()
     current = License.objects.filter(customer_id=customer_id, revoked_at__isnull=True).first()
-    invoice_rows = Invoice.objects.filter(customer_id=customer_id).order_by("id")
+    # The newest invoices (an action touches an open one, or the current cycle's): the
+    # entry's size does not grow with the customer's history.
+    invoice_rows = list(Invoice.objects.filter(customer_id=customer_id).order_by("-id")[:24])
     stripe_ids = [row.stripe_invoice_id for row in invoice_rows if row.stripe_invoice_id]
     stripe_status = dict(
         djstripe_models.Invoice.objects.filter(id__in=stripe_ids).values_list(
@@ -506,22 +508,25 @@ def action_run(
         )
 
     with gateway.request_ids_collected() as request_ids:
-        if action.local:
-            try:
+        try:
+            if action.local:
                 with transaction.atomic():
                     customer = Customer.objects.select_for_update().get(pk=customer.pk)
                     done = action.perform(customer, staff, data)
                     entry = record(state_of(customer.pk))
-            except errors.BillingError as error:
-                failure = error
-        else:
-            try:
+            else:
                 done = action.perform(customer, staff, data)
-            except errors.BillingError as error:
-                logger.warning(
-                    "Support action %s on %s failed: %r", action.name, customer.pk, error
-                )
-                failure = error
+        except ActionRefused:
+            raise
+        except errors.BillingError as error:
+            logger.warning("Support action %s on %s failed: %r", action.name, customer.pk, error)
+            failure = error
+        except Exception:
+            # A defect, not Stripe: Stripe may have been called already, so the attempt is
+            # still recorded (as failed) before staff see the message.
+            logger.exception("Support action %s on %s broke", action.name, customer.pk)
+            failure = errors.BillingError("An internal error stopped it; it has been logged.")
+            entry = None
     if entry is None:
         entry = record(state_of(customer.pk))
     if failure is not None:

@@ -371,3 +371,20 @@ def test_a_bad_credit_is_refused_and_nothing_is_sent(
     assert response.status_code == 400
     assert stripe_emulator.http.requests == []
     assert staff_entries(subscribed, support_client.user) == []
+
+
+def test_a_defect_in_an_action_is_still_recorded_as_failed(membership, support_client, monkeypatch):
+    from support import actions
+
+    def broken(customer, staff, data):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(
+        actions.ACTIONS, "resync", actions.Action("resync", "Resync from Stripe", broken,
+                                                  needs_billing=False)
+    )  # fmt: skip
+    response = act(support_client, membership.customer, "resync", reason="check")
+    assert response.status_code == 302
+    [entry] = staff_entries(membership.customer, support_client.user)
+    assert entry.data["outcome"] == "failed"
+    assert "internal error" in entry.sentence

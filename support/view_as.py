@@ -4,6 +4,7 @@ control disabled, so no button on it can change anything; links lead nowhere."""
 
 import re
 
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import escape
@@ -34,7 +35,7 @@ def customer_pages_render(*, customer: Customer) -> str:
     lines = invoicing.lines_in_order(invoice.lines.all()) if invoice else []
     total = sum(line.amount for line in lines)
     context = {
-        "billing_enabled": True,
+        "billing_enabled": settings.BILLING_ENABLED,
         "customer": customer,
         "cards": mirror.cards_for_display(
             list(PaymentMethod.objects.for_customer(customer).order_by("order"))

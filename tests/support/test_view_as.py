@@ -46,3 +46,10 @@ def test_view_as_needs_a_reason(membership, support_client):
     url = reverse("support:action", args=[membership.customer.customer_id, "view_as"])
     assert support_client.post(url, {}).status_code == 400
     assert not Entry.objects.filter(actor=support_client.user).exists()
+
+
+def test_view_as_with_billing_disabled_says_what_the_customer_sees(membership, support_client):
+    url = reverse("support:action", args=[membership.customer.customer_id, "view_as"])
+    response = support_client.post(url, {"reason": "billing is off here"})
+    assert response.status_code == 200
+    assert "not enabled" in response.content.decode()

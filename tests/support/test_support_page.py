@@ -147,8 +147,16 @@ def test_a_search_with_several_matches_lists_them(paying, support_client, other_
 
 
 def test_the_admin_index_and_customer_admin_lead_to_the_support_page(paying, support_client):
-    index = support_client.get(reverse("admin:index")).content.decode()
+    response = support_client.get(reverse("admin:index"))
+    index = response.content.decode()
     assert 'id="support-search"' in index
+    # What support needs first: customers, then invoices and the webhook log; no sign-in logs.
+    apps = response.context["app_list"]
+    assert [m["object_name"] for m in apps[0]["models"]][:1] == ["Customer"]
+    billing = next(app for app in apps if app["app_label"] == "billing")
+    assert [m["object_name"] for m in billing["models"]][:2] == ["Invoice", "StripeEvent"]
+    assert "axes" not in {app["app_label"] for app in apps}
+    assert "djstripe" not in {app["app_label"] for app in apps}
     change = reverse("admin:accounts_customer_change", args=[quote(paying.customer_id)])
     response = support_client.get(change)
     assert response.status_code == 200

@@ -146,6 +146,7 @@ def personal_data_erase(*, customer: Customer, staff: AbstractBaseUser | None) -
         shared = CustomerBilling.objects.filter(billing_info=info).exclude(customer=customer)
         if not shared.exists():  # another account of the same owner still bills through it
             stripe_ids.append(info.stripe_id)
+    _log_writable_check()
     if stripe_ids and not settings.BILLING_ENABLED:
         raise BillingError(
             "Billing is not enabled, so the Stripe customer cannot be erased now: nothing "
@@ -156,17 +157,20 @@ def personal_data_erase(*, customer: Customer, staff: AbstractBaseUser | None) -
             gateway.customer_personal_data_clear(
                 stripe_customer_id=stripe_id, request_key=customer.customer_id
             )
+    erasure = Erasure(
+        customer_id=customer.customer_id,
+        user_ids=[user.pk for user in _people(customer.customer_id)],
+        stripe_customer_ids=stripe_ids,
+        staff_id=staff.pk if staff else None,
+        erased_at=timezone.now(),
+    )
+    # The log before our tables: an erasure it holds is applied again by erasures_reapply
+    # even if the database's part fails below; one missing from it would come back with a
+    # backup. (It was found writable before Stripe was asked.)
+    _log_append(_log_line(erasure))
     with transaction.atomic():
-        erasure = Erasure.objects.create(
-            customer_id=customer.customer_id,
-            user_ids=[user.pk for user in _people(customer.customer_id)],
-            stripe_customer_ids=stripe_ids,
-            staff_id=staff.pk if staff else None,
-            erased_at=timezone.now(),
-        )
+        erasure.save()
         erasure_apply(erasure=erasure)
-        record = _log_line(erasure)
-        transaction.on_commit(lambda: _log_append(record))
     return erasure
 
 
@@ -228,6 +232,20 @@ def _log_line(erasure: Erasure) -> dict:
         "staff_id": erasure.staff_id,
         "erased_at": erasure.erased_at.isoformat(),
     }
+
+
+def _log_writable_check() -> None:
+    """Before anything is erased: the log must take the record, or nothing is done."""
+    path = Path(settings.ERASURE_LOG_PATH)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        logger.error("Erasure log %s not writable: %r", path, error)
+        raise BillingError(
+            "The erasure log could not be written, so nothing was erased. Tell the operator."
+        ) from error
 
 
 def _log_append(record: dict) -> None:

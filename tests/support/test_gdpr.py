@@ -151,3 +151,21 @@ def _assert_erased(account, stripe_id) -> None:
     assert not License.objects.filter(customer_id=account.pk, revoked_at__isnull=True).exists()
     record = Erasure.objects.get(customer_id=account.customer_id)
     assert "@" not in json.dumps({"users": record.user_ids, "stripe": record.stripe_customer_ids})
+
+
+def test_an_unwritable_erasure_log_erases_nothing(
+    account, support_client, stripe_client, settings, tmp_path
+):
+    settings.ERASURE_LOG_PATH = tmp_path / "no-such-dir-file"
+    (tmp_path / "no-such-dir-file").mkdir()  # a directory: appending to it fails
+    response = act(support_client, account, "erase", confirm=account.customer_id, reason="x")
+    assert response.status_code == 302
+    [entry] = Entry.objects.filter(kind="support_erase")
+    assert entry.data["stripe_request_ids"] == []
+    assert entry.data["outcome"] == "failed"
+    assert "erasure log" in entry.sentence
+    assert User.objects.filter(email="owner@example.com").exists()
+    assert Customer.objects.get(pk=account.pk).name == "Acme Ltd"
+    assert not Erasure.objects.exists()
+    stripe_id = BillingInfo.objects.for_customer(account).stripe_id
+    assert stripe_client.v1.customers.retrieve(stripe_id).name == DETAILS["name"]

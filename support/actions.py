@@ -29,7 +29,7 @@ from billing.models import BillingInfo, Invoice, PaymentMethod, StripeEvent
 from billing.test_clocks import customer_test_clock_advance
 from billing_portal.money import currency_exponent, money_format
 from licensing.licenses import license_refresh
-from licensing.models import CustomerPlan, License, Plan
+from licensing.models import CustomerPlan, License, Plan, SpendCap
 from licensing.services import customer_trial_set
 
 from . import permissions
@@ -338,6 +338,40 @@ def unsuspend(customer: Customer, staff, data: dict) -> Done:
     return Done("Suspension lifted", {"jti": str(issued.jti) if issued else None})
 
 
+class SpendCapForm(ReasonForm):
+    feature = forms.CharField(
+        required=False, help_text="A priced metered feature; empty: the invoice's total."
+    )
+    amount = forms.IntegerField(min_value=1, help_text="In minor units (cents).")
+    thresholds = forms.CharField(initial="50,80,100", help_text="Percentages, e.g. 50,80,100.")
+    mode = forms.ChoiceField(choices=SpendCap.Mode.choices)
+
+    def clean_thresholds(self) -> list[int]:
+        try:
+            return [int(part) for part in self.cleaned_data["thresholds"].split(",") if part]
+        except ValueError:
+            raise forms.ValidationError("Whole percentages, separated by commas.") from None
+
+
+def spend_cap_set(customer: Customer, staff, data: dict) -> Done:
+    """The customer's cap, set as the customer would set it on their usage page."""
+    from licensing.spend import SpendCapInvalid
+    from licensing.spend import spend_cap_set as cap_set
+
+    try:
+        cap = cap_set(
+            customer=customer, feature=data["feature"] or None, amount=data["amount"],
+            thresholds=data["thresholds"], mode=data["mode"],
+        )  # fmt: skip
+    except SpendCapInvalid as error:
+        raise ActionRefused(str(error), status=400) from None
+    on = data["feature"] or "the invoice total"
+    return Done(
+        f"Spend cap on {on} set to {data['amount']} minor units ({cap.get_mode_display()})",
+        {"spend_cap": cap.pk},
+    )
+
+
 class EventForm(ReasonForm):
     event = forms.CharField(widget=forms.HiddenInput)
 
@@ -437,6 +471,8 @@ ACTIONS: dict[str, Action] = {
         Action("plan_resume", "Resume", plan_resume),
         Action("suspend", "Suspend", suspend, local=True, needs_billing=False, danger=True),
         Action("unsuspend", "Lift the suspension", unsuspend, local=True, needs_billing=False),
+        Action("spend_cap_set", "Set the spend cap", spend_cap_set, SpendCapForm, local=True,
+               needs_billing=False),
         Action("event_replay", "Replay", event_replay, EventForm),
         Action("clock_advance", "Advance the test clock", clock_advance, ClockForm),
         Action("export", "Export personal data", export, needs_billing=False),

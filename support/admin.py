@@ -23,7 +23,8 @@ from billing.admin import StripeEventAdmin as BillingStripeEventAdmin
 from billing.models import StripeEvent
 from licensing.admin import LicenseAdmin as LicensingLicenseAdmin
 from licensing.admin import ServiceAPIKeyAdmin as LicensingServiceAPIKeyAdmin
-from licensing.models import License, ServiceAPIKey
+from licensing.admin import SpendCapAdmin as LicensingSpendCapAdmin
+from licensing.models import License, ServiceAPIKey, SpendCap
 
 from . import permissions
 from .models import Erasure
@@ -116,6 +117,11 @@ class ServiceAPIKeyAdmin(OperatorOnlyMixin, LicensingServiceAPIKeyAdmin):
         self.message_user(request, f"Revoked {revoked} key(s).")
 
 
+class SpendCapAdmin(ReadOnlyAdminMixin, LicensingSpendCapAdmin):
+    """Read-only here: staff set a customer's cap from the support page (an audited action
+    with a reason), the customer on their usage page."""
+
+
 class StripeEventAdmin(BillingStripeEventAdmin):
     """The webhook log, filtered by customer when searched for a cust_ id: the events about
     that customer's Stripe objects (its Stripe customer, subscription, cards, invoices)."""
@@ -160,6 +166,7 @@ _replace(Group, GroupAdmin)
 _replace(License, LicenseAdmin)
 _replace(ServiceAPIKey, ServiceAPIKeyAdmin)
 _replace(StripeEvent, StripeEventAdmin)
+_replace(SpendCap, SpendCapAdmin)
 for _model, _model_admin in list(admin.site._registry.items()):
     if _model._meta.app_label == "axes":
         _replace(_model, _read_only_hidden(type(_model_admin)))

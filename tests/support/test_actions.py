@@ -388,3 +388,25 @@ def test_a_defect_in_an_action_is_still_recorded_as_failed(membership, support_c
     [entry] = staff_entries(membership.customer, support_client.user)
     assert entry.data["outcome"] == "failed"
     assert "internal error" in entry.sentence
+
+
+def test_support_sets_a_spend_cap_with_a_reason(membership, support_client, catalog_loaded):
+    customer = membership.customer
+    response = act(
+        support_client, customer, "spend_cap_set", feature="", amount="5000",
+        thresholds="50,80,100", mode="stop", reason="customer asked for a hard limit",
+    )  # fmt: skip
+    assert response.status_code == 302
+    from licensing.models import SpendCap
+
+    cap = SpendCap.objects.get(customer=customer)
+    assert (cap.amount, cap.thresholds, cap.mode) == (5000, [50, 80, 100], "stop")
+    [entry] = staff_entries(customer, support_client.user)
+    assert entry.kind == "support_spend_cap_set"
+    bad = act(
+        support_client, customer, "spend_cap_set", feature="", amount="5000",
+        thresholds="50,200", mode="stop", reason="typo",
+    )  # fmt: skip
+    assert bad.status_code == 400
+    assert len(staff_entries(customer, support_client.user)) == 1
+    assert SpendCap.objects.get(customer=customer).thresholds == [50, 80, 100]

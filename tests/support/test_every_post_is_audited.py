@@ -31,7 +31,9 @@ from tests.support.conftest import staff_client
 # member's session only.
 AUTHENTICATION = {"login", "logout"}
 # Records of the operator's, no customer's: changed by superusers, logged by the admin.
-OPERATOR_MODELS = {"accounts.user", "auth.group", "licensing.serviceapikey"}
+OPERATOR_MODELS = {
+    "accounts.user", "auth.group", "licensing.serviceapikey", "outgoing.endpoint",
+}  # fmt: skip
 # Rows a request may touch without changing anything anyone sees.
 NOT_DATA = {"django_session"}
 
@@ -141,6 +143,7 @@ def support_posts(customer, objects) -> list[tuple[str, str, dict]]:
         "plan_change": {"plan": "pro"},
         "event_replay": {"event": event.pk if event else "evt_none"},
         "clock_advance": {"days": "1"},
+        "spend_cap_set": {"amount": 5000, "thresholds": "50,100", "mode": "alert"},
         "erase": {"confirm": customer.customer_id},
     }  # fmt: skip
     # Erasing last: afterwards every action on the account is refused.

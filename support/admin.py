@@ -10,7 +10,6 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.admin import MembershipAdmin as AccountsMembershipAdmin
@@ -105,16 +104,13 @@ class LicenseAdmin(LicensingLicenseAdmin):
 
 
 class ServiceAPIKeyAdmin(OperatorOnlyMixin, LicensingServiceAPIKeyAdmin):
-    @admin.action(description="Revoke: the key stops working at once")
+    @admin.action(description=LicensingServiceAPIKeyAdmin.revoke.short_description)
     def revoke(self, request, queryset):
         # Recorded in the admin's log, as its add and change pages are: keys are no
         # customer's, so the audit ledger (per customer) is not where they go.
-        revoked = 0
         for key in queryset.filter(revoked_at__isnull=True):
-            ServiceAPIKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
             self.log_change(request, key, [{"changed": {"fields": ["revoked_at"]}}])
-            revoked += 1
-        self.message_user(request, f"Revoked {revoked} key(s).")
+        super().revoke(request, queryset)
 
 
 class SpendCapAdmin(ReadOnlyAdminMixin, LicensingSpendCapAdmin):

@@ -115,11 +115,15 @@ def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMet
     # Every change any run of this sync made, not only the last run's: a sync asked for
     # while the first ran makes it run again, and that run finds the card recorded.
     changes: list[tuple[BillingInfo, str]] = []
+    added: list[PaymentMethod] = []
 
     def run() -> tuple[PaymentMethod | None, BillingInfo | None, str | None]:
         stripe_pm = gateway.payment_method_retrieve(payment_method_id=stripe_id)
         mirror.payment_method_mirror(stripe_pm)
+        known = PaymentMethod.objects.filter(stripe_id=stripe_id).exists()
         outcome = _payment_method_apply(stripe_pm, source=source)
+        if not known and outcome[0] is not None and outcome[0].stripe_id == stripe_id:
+            added.append(outcome[0])
         if outcome[1] is not None and outcome[2] is not None:
             changes.append((outcome[1], outcome[2]))
         if outcome[0] is not None and outcome[0].stripe_id != stripe_id:
@@ -132,7 +136,22 @@ def payment_method_sync(*, stripe_id: str, source: str = "stripe") -> PaymentMet
     _ran, outcome = object_sync(stripe_id=stripe_id, run=run)
     for billing_info, change in changes:
         _default_push(billing_info, change=change)
+    for card in added:
+        _try_on_open_invoices(card)
     return outcome[0] if outcome else None
+
+
+def _try_on_open_invoices(card: PaymentMethod) -> None:
+    """A card added while an invoice of its customer is unpaid is tried on it at once."""
+    if not card.billing_info.recoveries.filter(status="open").exists():
+        return
+    from . import tasks
+
+    payment_method_id = card.stripe_id
+    transaction.on_commit(
+        lambda: tasks.card_try_on_open_invoices.delay(payment_method_id=payment_method_id),
+        robust=True,
+    )
 
 
 def _card_on_file(billing_info: BillingInfo, stripe_pm: dict) -> PaymentMethod | None:
@@ -244,16 +263,20 @@ def payment_method_move(*, card: PaymentMethod, offset: int) -> None:
         _default_push(billing_info, change=change)
 
 
-def payment_method_make_primary(*, card: PaymentMethod) -> None:
+def payment_method_make_primary(*, card: PaymentMethod, source: str = "portal") -> None:
+    """Put the card first, here and (after the commit) as Stripe's default. `source` is
+    who asked: the customer, or the recovery after the card paid a failed invoice."""
     with transaction.atomic():
         billing_info = BillingInfo.objects.select_for_update().get(pk=card.billing_info_id)
         cards = [c for c in _compact(billing_info) if c.pk != card.pk]
-        change = _reorder(billing_info, [card, *cards], moved=card.stripe_id)
+        change = _reorder(billing_info, [card, *cards], moved=card.stripe_id, source=source)
     if change:
         _default_push(billing_info, change=change)
 
 
-def _reorder(billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: str) -> str | None:
+def _reorder(
+    billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: str, source: str = "portal"
+) -> str | None:
     """Write the new order; returns the change to tell Stripe about when the primary card
     changed. A double click finds the card primary already and changes nothing."""
     previous_primary = billing_info.payment_methods.order_by("order").first()
@@ -265,7 +288,7 @@ def _reorder(billing_info: BillingInfo, cards: list[PaymentMethod], *, moved: st
         entries = _timeline(
             billing_info,
             "card_made_primary",
-            "portal",
+            source,
             payment_method=moved,
             order=order,
         )

@@ -1,6 +1,32 @@
 from django.conf import settings
+from django.utils.functional import SimpleLazyObject
+
+from accounts.models import Membership
 
 
 def billing(request) -> dict:
-    """Lets every page know whether billing is switched on (a Stripe key is set)."""
-    return {"billing_enabled": settings.BILLING_ENABLED}
+    """Lets every page know whether billing is switched on (a Stripe key is set), and the
+    signed-in billing contact's unpaid invoice, if any (one query, made when a page shows
+    the banner; it reads only)."""
+    return {
+        "billing_enabled": settings.BILLING_ENABLED,
+        "payment_due": SimpleLazyObject(lambda: _payment_due(request)),
+    }
+
+
+def _payment_due(request):
+    from .models import InvoiceRecovery
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    return (
+        InvoiceRecovery.objects.filter(
+            status=InvoiceRecovery.Status.OPEN,
+            customer__memberships__user=user,
+            customer__memberships__role__in=[Membership.Role.OWNER, Membership.Role.BILLING],
+        )
+        .only("amount", "currency", "failed_at", "hosted_invoice_url")
+        .order_by("failed_at", "id")
+        .first()
+    )

@@ -20,6 +20,7 @@ import stripe
 from django.conf import settings
 from django.db import connections
 
+from .declines import AUTHENTICATION_CODES
 from .errors import (
     BillingError,
     BillingNotEnabled,
@@ -927,6 +928,93 @@ def customer_personal_data_clear(*, stripe_customer_id: str, request_key: str) -
          "shipping": "", "metadata": {"erased": "true"}},
         {"idempotency_key": idempotency_key("customer-erase", stripe_customer_id, request_key)},
     )  # fmt: skip
+
+
+# --- Collecting a failed invoice (recovery) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayResult:
+    """What one `pay` with one card came to. `outcome`: paid, declined, requires_action,
+    card_unusable (detached, or not this customer's), not_payable (the invoice is paid,
+    void or otherwise not open)."""
+
+    outcome: str
+    decline_code: str = ""
+    invoice_status: str = ""
+
+
+@translate_errors
+def invoice_pay_with(*, invoice_id: str, payment_method_id: str, key: str) -> PayResult:
+    """Pay an open invoice with one card, under the caller's deterministic key: a retry
+    after a lost answer replays Stripe's saved answer instead of charging again."""
+    try:
+        invoice = client().v1.invoices.pay(
+            invoice_id, {"payment_method": payment_method_id}, {"idempotency_key": key}
+        )
+    except stripe.CardError as error:
+        code = getattr(error.error, "decline_code", None) or error.code or ""
+        if code in AUTHENTICATION_CODES:
+            return PayResult("requires_action", decline_code=code)
+        return PayResult("declined", decline_code=code)
+    except stripe.InvalidRequestError as error:
+        if error.code == "invoice_payment_intent_requires_action":
+            return PayResult("requires_action", decline_code=error.code)
+        if error.param == "payment_method":
+            logger.info("Card %s cannot pay %s: %s", payment_method_id, invoice_id, error)
+            return PayResult("card_unusable", decline_code=error.code or "")
+        current = client().v1.invoices.retrieve(invoice_id)
+        if current.status not in ("open", "uncollectible"):
+            return PayResult("not_payable", invoice_status=current.status)
+        raise
+    if invoice.status == "paid":
+        return PayResult("paid", invoice_status="paid")
+    return PayResult("declined", invoice_status=invoice.status)
+
+
+@dataclass(frozen=True)
+class LatestPayment:
+    """The newest payment attempt of an invoice: its card, and why it failed."""
+
+    payment_intent: str
+    status: str
+    payment_method: str
+    decline_code: str
+    created: int
+
+
+def _id_of(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else value.get("id", "")
+
+
+@translate_errors
+def invoice_latest_payment(*, invoice_id: str) -> LatestPayment | None:
+    """Stripe lists an invoice's payments newest first; the card is the intent's, or (a
+    failed intent lets go of its card) the failed charge's."""
+    api = client().v1
+    listed = api.invoice_payments.list({"invoice": invoice_id, "limit": 1}).data
+    if not listed:
+        return None
+    intent_id = _id_of(listed[0].payment.get("payment_intent"))
+    if not intent_id:
+        return None
+    intent = as_json(api.payment_intents.retrieve(intent_id))
+    error = intent.get("last_payment_error") or {}
+    card = _id_of(intent.get("payment_method")) or _id_of(error.get("payment_method"))
+    if not card and (charge := _id_of(intent.get("latest_charge"))):
+        card = _id_of(api.charges.retrieve(charge).get("payment_method"))
+    decline = error.get("decline_code") or error.get("code") or ""
+    if intent["status"] == "requires_action":
+        decline = "authentication_required"
+    return LatestPayment(
+        payment_intent=intent_id,
+        status=intent["status"],
+        payment_method=card,
+        decline_code=decline,
+        created=intent.get("created") or 0,
+    )
 
 
 # --- Events (the reconcile) and objects by type ------------------------------------------------

@@ -17,6 +17,10 @@ SENTENCES = {
     "subscription_ended": "Plan {plan} ended.",
     "stripe_customer_gone": "Billing account not found at Stripe: the link was removed.",
     "subscription_gone": "Plan not found at Stripe: it was ended here.",
+    "payment_failed": "Payment of {amount} failed with {card}.",
+    "payment_attempted": "Payment of {amount} tried with {card}: {outcome}.",
+    "payment_recovered": "Payment of {amount} made with {card}; it is now the primary card.",
+    "payment_settled": "Invoice of {amount} is {status} now.",
 }
 # Where a change came from, as the services name it, in the ledger's words.
 SOURCES = {
@@ -34,6 +38,6 @@ def billing_entries_record(
         customer_ids=customer_ids,
         kind=kind,
         source=SOURCES.get(source, source),
-        sentence=SENTENCES[kind].format(plan=plan),
+        sentence=SENTENCES[kind].format(plan=plan, **data),
         data=data,
     )

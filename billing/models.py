@@ -310,3 +310,102 @@ class EventReconcile(models.Model):
 
     def __str__(self) -> str:
         return f"Reconcile {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class InvoiceRecovery(models.Model):
+    """A Stripe invoice whose payment failed, and what the portal has done about it: the
+    customer's other cards tried in their order (`attempts`), round by round. A round
+    answers one of Stripe's own attempts (the first, then each Smart Retry: Stripe's
+    `attempt_count`, which our own `pay` calls after the first do not move)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Unpaid"
+        RECOVERED = "recovered", "Paid by another card of the customer"
+        PAID = "paid", "Paid"
+        CLOSED = "closed", "Void or uncollectible"
+
+    stripe_invoice_id = models.CharField(max_length=255, unique=True)
+    billing_info = models.ForeignKey(
+        BillingInfo, on_delete=models.CASCADE, related_name="recoveries"
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="invoice_recoveries",
+        help_text="The account whose subscription the invoice bills: its pages show the banner.",
+    )  # fmt: skip
+    amount = models.BigIntegerField(help_text="What is left to pay, in minor units.")
+    currency = models.CharField(max_length=3)
+    hosted_invoice_url = models.CharField(max_length=2000, blank=True)
+    failed_at = models.DateTimeField(help_text="When Stripe's first attempt failed.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    round = models.PositiveIntegerField(
+        default=0, help_text="Stripe's attempt count this recovery last answered."
+    )
+    round_payment_method = models.CharField(
+        max_length=255, blank=True, help_text="The card Stripe's attempt of this round charged."
+    )
+    round_decline_code = models.CharField(max_length=64, blank=True)
+    notified_round = models.PositiveIntegerField(
+        default=0, help_text="The last round the customer was emailed about."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "status"], name="billing_recovery_open")]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_invoice_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+
+class PaymentAttempt(models.Model):
+    """One `POST /v1/invoices/{id}/pay` with one card, written before the request goes out
+    (pending) and settled by its answer. Its idempotency key is (invoice, card, round), so
+    a retried task replays the same request and an invoice is never paid twice; at most
+    one attempt of an invoice is pending, so no other card is tried while an outcome is
+    unknown."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Sent; outcome not known yet"
+        PAID = "paid", "Paid"
+        DECLINED = "declined", "Declined"
+        REQUIRES_ACTION = "requires_action", "Needs the customer to authenticate"
+        SKIPPED = "skipped", "Card no longer usable (detached)"
+        NOT_PAYABLE = "not_payable", "Invoice already paid or closed"
+
+    recovery = models.ForeignKey(InvoiceRecovery, on_delete=models.CASCADE, related_name="attempts")
+    payment_method = models.CharField(max_length=255, help_text="The card tried (pm_…).")
+    brand = models.CharField(max_length=32, blank=True)
+    last4 = models.CharField(max_length=4, blank=True)
+    round = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    decline_code = models.CharField(max_length=64, blank=True)
+    final = models.BooleanField(
+        default=False, help_text="A decline that retrying the same card cannot fix."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["recovery", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recovery", "payment_method", "round"], name="billing_attempt_once"
+            ),
+            models.UniqueConstraint(
+                fields=["recovery"],
+                condition=models.Q(outcome="pending"),
+                name="billing_attempt_one_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recovery_id} {self.payment_method} #{self.round}: {self.outcome}"
+
+    @property
+    def card_label(self) -> str:
+        return f"{self.brand.title() or 'Card'} ending {self.last4 or '····'}"

@@ -1,5 +1,7 @@
 """Background jobs for billing. Tasks take ids and call the service that does the work."""
 
+import smtplib
+
 from celery import shared_task
 
 from billing_portal.scheduling import once_per_interval
@@ -36,3 +38,25 @@ def invoices_sync() -> int:
     from .invoice_sync import invoices_sync as sync
 
     return sum(result.writes for result in sync())
+
+
+@shared_task(
+    autoretry_for=(smtplib.SMTPException, ConnectionError), retry_backoff=True, max_retries=5
+)
+def recovery_email_send(*, recovery_id: int, template: str, round: int) -> None:
+    from .notifications import recovery_email_send as send
+
+    send(recovery_id=recovery_id, template=template, round=round)
+
+
+@shared_task(
+    autoretry_for=(GatewayUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=10,
+)
+def card_try_on_open_invoices(*, payment_method_id: str) -> int:
+    """A card just added pays its customer's unpaid invoice, if there is one."""
+    from .recovery import card_try_on_open_invoices as try_card
+
+    return len(try_card(payment_method_id=payment_method_id))

@@ -27,6 +27,9 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     "invoice.paid",
     "invoice.payment_failed",
     "invoice.voided",
+    # Collecting: a failed payment tries the customer's next card (billing/recovery.py); a
+    # card needing authentication sends the customer the hosted invoice's link.
+    "invoice.payment_action_required",
     "invoice.deleted",
     # The catalog: Checkout is opened with the plan's price found in the mirror by lookup key.
     "price.created",

@@ -5,7 +5,7 @@ no reaction here are only mirrored (`events.object_refresh`)."""
 
 from collections.abc import Callable
 
-from . import cards, gateway, invoice_sync, invoicing, mirror, plans
+from . import cards, gateway, invoice_sync, invoicing, mirror, plans, recovery
 from .models import StripeEvent
 
 
@@ -50,6 +50,25 @@ def on_invoice_finalized(event: StripeEvent) -> None:
             plans.subscription_sync(subscription_id=subscription_id)
 
 
+def on_invoice_payment_failed(event: StripeEvent) -> None:
+    """Stripe's attempt failed (or needs authentication): the customer's next card, in
+    their order, when the decline is final for the card Stripe charged."""
+    recovery.invoice_payment_recover(stripe_invoice_id=event.object_id)
+    _invoice_mirror(event.object_id)
+
+
+def on_invoice_settled(event: StripeEvent) -> None:
+    """Paid (anywhere) or voided: the banner goes, no card is tried any more."""
+    recovery.invoice_recovery_close(stripe_invoice_id=event.object_id)
+    _invoice_mirror(event.object_id)
+
+
+def _invoice_mirror(invoice_id: str) -> None:
+    invoice = gateway.object_retrieve(object_type="invoice", object_id=invoice_id)
+    if invoice is not None:
+        mirror.object_mirror(invoice)
+
+
 REACTIONS: dict[str, Callable[[StripeEvent], None]] = {
     "checkout.session.completed": on_checkout_session_completed,
     "setup_intent.succeeded": on_setup_intent_succeeded,
@@ -61,4 +80,8 @@ REACTIONS: dict[str, Callable[[StripeEvent], None]] = {
     "customer.subscription.deleted": on_subscription_changed,
     "invoice.created": on_invoice_created,
     "invoice.finalized": on_invoice_finalized,
+    "invoice.payment_failed": on_invoice_payment_failed,
+    "invoice.payment_action_required": on_invoice_payment_failed,
+    "invoice.paid": on_invoice_settled,
+    "invoice.voided": on_invoice_settled,
 }

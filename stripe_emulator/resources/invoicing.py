@@ -518,13 +518,16 @@ def invoice_collect(
     ctx: Context, invoice: Obj, payment_method: str | None = None, *, automatic: bool = False
 ) -> PaymentFailure | None:
     """Charge an open invoice; ``None`` when it is paid. ``automatic`` is Stripe's own
-    attempt (a renewal's, or a retry of it): a failure then schedules the next retry."""
+    attempt (a renewal's, or a retry of it): a failure then schedules the next retry. As
+    Stripe documents for ``attempt_count``, any first attempt counts, and after it only
+    automatic ones (not ``pay`` or the hosted page)."""
     method = _payment_method_for(ctx, invoice, payment_method)
     customer = ctx.fetch("customer", invoice["customer"])
     invoice_drop_pending(ctx, invoice, "automatic")  # this attempt replaces the one waiting
     scheduled = invoice["next_payment_attempt"] if invoice.get("_automatic_attempts") else None
     invoice["attempted"] = True
-    invoice["attempt_count"] += 1
+    if automatic or invoice["attempt_count"] == 0:
+        invoice["attempt_count"] += 1
     invoice["next_payment_attempt"] = None
     if automatic:
         invoice["_automatic_attempts"] = invoice.get("_automatic_attempts", 0) + 1

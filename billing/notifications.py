@@ -14,7 +14,7 @@ def recovery_email_send(*, recovery_id: int, template: str, round: int) -> None:
     """`payment_failed` (no card paid: the pay link), `payment_action_required` (a card
     needs the customer to authenticate: the same link) or `payment_recovered` (which card
     failed and which was charged), to the account's owners and billing members."""
-    from .recovery import decline_reason
+    from .recovery import card_label, decline_reason
 
     recovery = InvoiceRecovery.objects.select_related("customer").get(pk=recovery_id)
     attempts = list(recovery.attempts.all())
@@ -27,6 +27,7 @@ def recovery_email_send(*, recovery_id: int, template: str, round: int) -> None:
     context = {
         "customer": recovery.customer,
         "recovery": recovery,
+        "first_card": card_label(recovery.round_payment_method),
         "first_reason": decline_reason(recovery.round_decline_code),
         "failed": failed,
         "charged": charged,

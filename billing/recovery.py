@@ -153,7 +153,7 @@ def _round_start(invoice: dict, recovery: InvoiceRecovery | None) -> InvoiceReco
             _timeline(
                 recovery,
                 "payment_failed",
-                card=_card_label(recovery.round_payment_method),
+                card=card_label(recovery.round_payment_method),
                 payment_method=recovery.round_payment_method,
                 decline_code=recovery.round_decline_code,
                 round=round_,
@@ -348,7 +348,7 @@ def _close(recovery: InvoiceRecovery, invoice: dict) -> None:
 # --- Timeline and emails --------------------------------------------------------------------
 
 
-def _card_label(payment_method: str) -> str:
+def card_label(payment_method: str) -> str:
     if not payment_method:
         return "no card"
     shown = mirror.cards_for_display(list(PaymentMethod.objects.filter(stripe_id=payment_method)))
@@ -382,11 +382,11 @@ def _email(recovery: InvoiceRecovery, template: str) -> None:
 def decline_reason(decline_code: str) -> str:
     """For people: why a card was declined, without what Stripe says not to tell."""
     if decline_code in ("lost_card", "stolen_card", "fraudulent", "pickup_card"):
-        return "declined by the card's bank"
+        return "the card's bank refused it"
     if decline_code in FINAL_DECLINE_CODES:
         return FINAL_DECLINE_CODES[decline_code]
     if decline_code == AUTHENTICATION:
         return "the bank asks you to confirm the payment"
     if decline_code == "insufficient_funds":
         return "insufficient funds"
-    return "declined"
+    return "the bank gave no reason"

@@ -3,12 +3,18 @@ their order pays when the primary's decline is final, and becomes the primary; w
 card fails, an email per Stripe attempt with the pay link and a banner on every page until
 the invoice is paid; what cannot be paid is refused with nothing charged."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import time_machine
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
 from audit.models import Entry
+from billing.cards import billing_info_ensure
 from billing.models import InvoiceRecovery, PaymentAttempt
+from licensing.api.authentication import service_key_create
 from licensing.models import CustomerPlan
 from tests.billing.test_cards import add_card, card_order, stripe_default
 from tests.billing.test_plans import DAY, catalog, clock, end_trial, upgrade  # noqa: F401
@@ -90,9 +96,106 @@ def test_a_final_decline_is_paid_by_the_next_card_which_becomes_primary(
         "Payment of €19.00 made with Mastercard ending 4444; it is now the primary card.",
     ]
     [email] = [m for m in mail.outbox if "another card" in m.subject]
-    assert "Visa ending 4242" not in email.body  # the primary is named by its reason
-    assert "the card has expired" in email.body
+    assert "your primary card, Visa ending 4242, was declined: the card has expired" in email.body
     assert "Mastercard ending 4444 was charged instead" in email.body
     assert not [m for m in mail.outbox if "failed" in m.subject]
     # The banner never showed: the invoice was paid while the event was processed.
     assert "Pay now" not in signed_in_client.get(reverse("home")).content.decode()
+
+
+# The renewal of a plan started on 2 April fails on 3 May (the draft a day after the period
+# ends, its payment an hour after the draft was answered).
+APRIL_2 = datetime(2026, 4, 2, 9, 0, tzinfo=UTC)
+
+
+def check_access(client, service_key, customer):
+    return client.post(
+        reverse("api_check_access"),
+        {"customer_id": customer.customer_id, "feature": "api_calls"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {service_key}"},
+    )
+
+
+def test_every_card_failing_emails_each_attempt_shows_the_banner_and_the_hosted_page_clears_it(
+    client,
+    signed_in_client,
+    membership,
+    stripe_emulator,
+    stripe_client,
+    catalog,
+    settings,  # noqa: F811
+):
+    settings.PAST_DUE_GRACE_DAYS = 7
+    customer = membership.customer
+    _record, service_key = service_key_create(name="tests")
+    api = Client()
+    with time_machine.travel(APRIL_2, tick=False) as traveller:
+        clock = stripe_client.v1.test_helpers.test_clocks.create(
+            {"frozen_time": int(APRIL_2.timestamp())}
+        )
+        stripe_client.v1.customers.create(
+            {"email": "owner@example.com", "test_clock": clock.id,
+             "metadata": {"customer_id": customer.customer_id}}
+        )  # fmt: skip
+        billing_info_ensure(customer=customer, email="owner@example.com")
+        visa, mastercard = subscribed_with(
+            signed_in_client, membership, stripe_emulator, "pm_card_visa", "pm_card_mastercard"
+        )
+        stripe_emulator.emulator.card_behavior_set(visa, decline_code="lost_card")
+        stripe_emulator.emulator.card_behavior_set(mastercard, decline_code="insufficient_funds")
+        mail.outbox.clear()
+
+        period_end = int(CustomerPlan.objects.get(customer=customer).current_period_end.timestamp())
+        for at in (period_end + DAY, period_end + DAY + 2 * 3600):
+            traveller.move_to(datetime.fromtimestamp(at, UTC))
+            stripe_emulator.advance_clock(clock.id, at)
+        [renewal] = stripe_client.v1.invoices.list(
+            {"customer": clock_customer(membership), "status": "open"}
+        ).data
+        failed_at = InvoiceRecovery.objects.get(stripe_invoice_id=renewal.id).failed_at
+        assert failed_at.date() == datetime(2026, 5, 3).date()
+
+        # Mastercard was tried (Visa's decline is final) and declined: nothing paid.
+        assert [(a.payment_method, a.outcome) for a in PaymentAttempt.objects.all()] == [
+            (mastercard, "declined")
+        ]
+        assert paid_by(stripe_client, renewal.id) == []
+        failed = [m for m in mail.outbox if m.subject == "Your payment of €19.00 failed"]
+        assert len(failed) == renewal.attempt_count == 1
+        assert renewal.hosted_invoice_url in failed[0].body
+        assert settings.PORTAL_BASE_URL + reverse("billing:payment_methods") in failed[0].body
+        assert "Visa ending 4242, was declined: the card's bank refused it" in failed[0].body
+        assert "Mastercard ending 4444: insufficient funds" in failed[0].body
+
+        banner = "Your payment of €19.00 failed on 3 May."
+        for url in (reverse("home"), reverse("billing:overview"), reverse("billing:invoices")):
+            html = signed_in_client.get(url).content.decode()
+            assert banner in html, url
+            assert renewal.hosted_invoice_url in html
+
+        for days, status, reason in ((3, 200, "ok"), (6, 200, "ok"), (8, 403, "past_due")):
+            traveller.move_to(failed_at + timedelta(days=days))
+            answer = check_access(api, service_key, customer)
+            assert (answer.status_code, answer.json()["reason"]) == (status, reason), days
+            warning = "payment_past_due" if status == 200 else None
+            assert answer.json()["warning"] == warning
+        assert banner in signed_in_client.get(reverse("home")).content.decode()
+
+        # Paying on Stripe's hosted invoice page clears the banner and the past-due state.
+        page = stripe_emulator.http.dispatch(
+            "POST", renewal.hosted_invoice_url, {}, "payment_method=pm_card_visa"
+        )
+        assert page.status == 200, page.body[:300]
+        stripe_emulator.deliver()
+        assert stripe_client.v1.invoices.retrieve(renewal.id).status == "paid"
+        assert InvoiceRecovery.objects.get().status == InvoiceRecovery.Status.PAID
+        assert "failed on" not in signed_in_client.get(reverse("home")).content.decode()
+        answer = check_access(api, service_key, customer)
+        assert (answer.status_code, answer.json()["warning"]) == (200, None)
+        # Still one email per Stripe attempt: the page's payment sent none.
+        assert len([m for m in mail.outbox if "failed" in m.subject]) == 1
+
+
+def clock_customer(membership) -> str:
+    return membership.customer.billing.billing_info.stripe_id

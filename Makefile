@@ -6,12 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test simulate bench lint format migrations-check lock clean
+.PHONY: help install run test simulate simulate-recovery bench lint format migrations-check lock clean
 
 help:
 	@echo "make run    - serve the portal on http://127.0.0.1:8000 (PORT) with a Celery worker and beat"
 	@echo "make test   - run the whole test suite"
-	@echo "make simulate - 1,000 renewals through the emulator: largest Stripe-vs-ledger difference"
+	@echo "make simulate - 1,000 renewals through the emulator: largest Stripe-vs-ledger difference;"
+	@echo "                and 500 failed-payment recoveries (SIMULATE_RECOVERY): paid twice, wrong card"
+	@echo "make simulate-recovery - only the recoveries (SIMULATE_RECOVERY=500)"
 	@echo "make bench  - print the benchmarks' figures"
 	@echo "make lint   - ruff check and format check"
 	@echo "make lock   - re-pin requirements*.lock from requirements*.in"
@@ -33,9 +35,16 @@ test: $(INSTALLED)
 # SIMULATE_CUSTOMERS x SIMULATE_CYCLES renewals (SIMULATE_SEED); the suite runs 2 x 2.
 SIMULATE_CUSTOMERS ?= 100
 SIMULATE_CYCLES ?= 10
+# Renewals with 1 to 4 cards of random kinds and lost answers; the suite runs 10.
+SIMULATE_RECOVERY ?= 500
 simulate: $(INSTALLED)
 	SIMULATE_CUSTOMERS=$(SIMULATE_CUSTOMERS) SIMULATE_CYCLES=$(SIMULATE_CYCLES) \
+		SIMULATE_RECOVERY=$(SIMULATE_RECOVERY) \
 		$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/billing/test_simulation.py
+
+simulate-recovery: $(INSTALLED)
+	SIMULATE_RECOVERY=$(SIMULATE_RECOVERY) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+		tests/billing/test_simulation.py -k failed_renewals
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/portal_bench.py

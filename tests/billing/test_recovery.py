@@ -123,8 +123,8 @@ def test_every_card_failing_emails_each_attempt_shows_the_banner_and_the_hosted_
     membership,
     stripe_emulator,
     stripe_client,
-    catalog,
-    settings,  # noqa: F811
+    catalog,  # noqa: F811
+    settings,
 ):
     settings.PAST_DUE_GRACE_DAYS = 7
     customer = membership.customer

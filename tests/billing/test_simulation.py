@@ -8,7 +8,7 @@ import pytest
 
 from billing.setup import catalog_push
 from licensing.catalog import catalog_read
-from tests.billing.simulation import simulate
+from tests.billing.simulation import simulate, simulate_recovery
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,3 +33,26 @@ def test_every_finalized_renewal_matches_our_ledger_to_the_cent(stripe_emulator,
     assert report.renewals == customers * cycles
     assert report.usage_billed > 0, "the simulation bills more than the plans' prices"
     assert (report.held, report.largest_difference, report.differences) == (0, 0, [])
+
+
+def test_failed_renewals_are_paid_once_by_the_first_working_card_in_the_order(
+    stripe_emulator, stripe_client
+):
+    catalog_push(catalog=catalog_read())
+    renewals = int(os.environ.get("SIMULATE_RECOVERY", 10))
+    seed = int(os.environ.get("SIMULATE_SEED", 11))
+    started = time.monotonic()
+    report = simulate_recovery(
+        stripe_emulator, stripe_client, renewals=renewals, seed=seed, start=int(time.time())
+    )
+    print(
+        f"\nsimulate --recovery: {report.renewals} renewals (seed {seed}) in "
+        f"{time.monotonic() - started:.1f}s; paid by the primary: {report.paid_by_primary}; "
+        f"paid by a later card: {report.recovered}; unpaid: {report.unpaid}; "
+        f"our payment attempts: {report.attempts}; answers lost: {report.faults}; "
+        f"paid twice: {report.paid_twice}; paid by another card than the first working one: "
+        f"{len(report.wrong_card)}; timeline gaps: {len(report.timeline_gaps)}"
+    )
+    assert report.renewals == renewals
+    assert report.recovered > 0 and report.unpaid > 0, "the mix exercises both outcomes"
+    assert (report.paid_twice, report.wrong_card, report.timeline_gaps) == (0, [], [])

@@ -45,6 +45,7 @@ def invoice_payment_recover(*, stripe_invoice_id: str) -> InvoiceRecovery | None
     run stopped. Our own attempts' events find nothing more to do."""
     invoice = gateway.object_retrieve(object_type="invoice", object_id=stripe_invoice_id)
     recovery = InvoiceRecovery.objects.filter(stripe_invoice_id=stripe_invoice_id).first()
+    _pending_settle(recovery)
     if invoice is None:
         return recovery
     if invoice["status"] not in UNPAID:
@@ -71,6 +72,7 @@ def card_try_on_open_invoices(*, payment_method_id: str) -> list[InvoiceRecovery
     for recovery in InvoiceRecovery.objects.filter(billing_info_id=card.billing_info_id).filter(
         status=InvoiceRecovery.Status.OPEN
     ):
+        _pending_settle(recovery)
         invoice = gateway.object_retrieve(
             object_type="invoice", object_id=recovery.stripe_invoice_id
         )
@@ -88,6 +90,7 @@ def invoice_recovery_close(*, stripe_invoice_id: str) -> InvoiceRecovery | None:
     """`invoice.paid` (paid anywhere: by Stripe's retry, on the hosted page…) or voided:
     the banner goes and no card is tried any more."""
     recovery = InvoiceRecovery.objects.filter(stripe_invoice_id=stripe_invoice_id).first()
+    _pending_settle(recovery)
     if recovery is None or not recovery.is_open:
         return recovery
     invoice = gateway.object_retrieve(object_type="invoice", object_id=stripe_invoice_id)
@@ -218,28 +221,55 @@ def _recovery_continue(recovery: InvoiceRecovery, invoice: dict, *, only: str | 
             attempt = _attempt_open(recovery, card)
             if attempt is None:
                 continue  # a concurrent run opened one: settle that one first
-        result = gateway.invoice_pay_with(
-            invoice_id=recovery.stripe_invoice_id,
-            payment_method_id=attempt.payment_method,
-            key=gateway.idempotency_key(
-                "invoice-pay", recovery.stripe_invoice_id, attempt.payment_method, attempt.round
-            ),
-        )
-        _attempt_settle(attempt, result)
-        if result.outcome == "card_unusable":
-            # Detached at Stripe meanwhile: the sync forgets it, which repairs the order.
-            cards.payment_method_sync(stripe_id=attempt.payment_method)
-        elif result.outcome == "not_payable":
-            current = gateway.object_retrieve(
-                object_type="invoice", object_id=recovery.stripe_invoice_id
-            )
-            if current is not None:
-                _close(recovery, current)
-            return
-        elif result.outcome == "paid":
-            _recovered(recovery, attempt)
+        if _attempt_send(recovery, attempt) in (Outcome.PAID, Outcome.NOT_PAYABLE):
             return
     _round_end(recovery)
+
+
+def _attempt_send(recovery: InvoiceRecovery, attempt: PaymentAttempt) -> str:
+    """Send (or send again: the same key replays Stripe's answer) one attempt, settle it,
+    and act on it. Returns its outcome."""
+    result = gateway.invoice_pay_with(
+        invoice_id=recovery.stripe_invoice_id,
+        payment_method_id=attempt.payment_method,
+        key=gateway.idempotency_key(
+            "invoice-pay", recovery.stripe_invoice_id, attempt.payment_method, attempt.round
+        ),
+    )
+    if result.outcome == "not_payable" and result.invoice_status == "paid":
+        # Paid already: by this very attempt, if its answer was lost and the key has
+        # expired at Stripe since (Stripe keeps keys for 24 hours).
+        latest = gateway.invoice_latest_payment(invoice_id=recovery.stripe_invoice_id)
+        if (
+            latest
+            and latest.status == "succeeded"
+            and latest.payment_method == attempt.payment_method
+        ):
+            result = gateway.PayResult("paid", invoice_status="paid")
+    _attempt_settle(attempt, result)
+    if attempt.outcome == Outcome.SKIPPED:
+        # Detached at Stripe meanwhile: the sync forgets it, which repairs the order.
+        cards.payment_method_sync(stripe_id=attempt.payment_method)
+    elif attempt.outcome == Outcome.NOT_PAYABLE:
+        current = gateway.object_retrieve(
+            object_type="invoice", object_id=recovery.stripe_invoice_id
+        )
+        if current is not None:
+            _close(recovery, current)
+    elif attempt.outcome == Outcome.PAID:
+        _recovered(recovery, attempt)
+    return attempt.outcome
+
+
+def _pending_settle(recovery: InvoiceRecovery | None) -> None:
+    """An attempt whose answer was lost is settled first, whatever the invoice's state
+    now: it may be what paid it."""
+    if recovery is None:
+        return
+    attempt = recovery.attempts.filter(outcome=Outcome.PENDING).first()
+    if attempt is not None:
+        _attempt_send(recovery, attempt)
+        recovery.refresh_from_db()
 
 
 def _attempt_open(recovery: InvoiceRecovery, card: str) -> PaymentAttempt | None:
@@ -300,8 +330,10 @@ def _recovered(recovery: InvoiceRecovery, attempt: PaymentAttempt) -> None:
     """The card that paid becomes the primary, here and at Stripe; the customer is told
     which card failed and which was charged."""
     with transaction.atomic():
+        # Open, or closed as paid by an `invoice.paid` that came before the lost answer.
         closed = InvoiceRecovery.objects.filter(
-            pk=recovery.pk, status=InvoiceRecovery.Status.OPEN
+            pk=recovery.pk,
+            status__in=[InvoiceRecovery.Status.OPEN, InvoiceRecovery.Status.PAID],
         ).update(status=InvoiceRecovery.Status.RECOVERED, closed_at=timezone.now())
         if closed:
             _timeline(

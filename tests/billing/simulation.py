@@ -10,6 +10,7 @@ figures that matter: invoices paid twice, and paid by another card than the firs
 one in the order (both 0), and gaps in the timeline (none)."""
 
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -195,6 +196,16 @@ def _customer_with_cards(stripe_emulator, stripe_client, price: str, n: int, sta
     return customer, clock, cards
 
 
+def clock_advance_held(stripe_client, clock_id: str, frozen_time: int) -> None:
+    """Advance a test clock and wait until it is ready, leaving its webhooks queued."""
+    clock = stripe_client.v1.test_helpers.test_clocks.advance(
+        clock_id, {"frozen_time": frozen_time}
+    )
+    while clock.status == "advancing":
+        time.sleep(0.01)
+        clock = stripe_client.v1.test_helpers.test_clocks.retrieve(clock_id)
+
+
 def _events_retried(rounds: int = 12) -> None:
     """What the task's retries and the reconcile do later: process again, with the same
     keys, every event whose processing failed (Stripe unreachable meanwhile)."""
@@ -235,8 +246,12 @@ def simulate_recovery(
             stripe_emulator.emulator.card_behavior_set(card, **rng.choice(CARD_KINDS[kind]))
         plan = CustomerPlan.objects.get(customer=customer)
         period_end = int(plan.current_period_end.timestamp())
-        stripe_emulator.advance_clock(clock.id, period_end + 60)
-        [draft] = stripe_client.v1.invoices.list({"subscription": plan.subscription_id}).data[:1]
+        clock_advance_held(stripe_client, clock.id, period_end + 60)  # the draft, unseen yet
+        [draft] = [
+            invoice
+            for invoice in stripe_client.v1.invoices.list({"subscription": plan.subscription_id})
+            if invoice.billing_reason == "subscription_cycle"
+        ]
         if rng.random() < 0.5:  # the answers of the next 1 to 3 payment attempts are lost
             count = rng.randint(1, 3)
             stripe_emulator.faults.add(
@@ -244,6 +259,7 @@ def simulate_recovery(
                  "path": f"/v1/invoices/{draft.id}/pay", "seconds": 0}
             )  # fmt: skip
             report.faults += count
+        stripe_emulator.deliver()  # the portal settles the draft: Stripe charges the primary
         stripe_emulator.advance_clock(clock.id, period_end + 3 * HOUR)
         _events_retried()
         stripe_emulator.faults.clear()

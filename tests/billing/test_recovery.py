@@ -3,6 +3,8 @@ their order pays when the primary's decline is final, and becomes the primary; w
 card fails, an email per Stripe attempt with the pay link and a banner on every page until
 the invoice is paid; what cannot be paid is refused with nothing charged."""
 
+# ruff: noqa: F811 - the fixtures imported from the other billing tests are parameters here
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,11 +14,14 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import Entry
+from billing import gateway, recovery
 from billing.cards import billing_info_ensure
-from billing.models import InvoiceRecovery, PaymentAttempt
+from billing.events import stripe_event_process
+from billing.models import InvoiceRecovery, PaymentAttempt, PaymentMethod, StripeEvent
 from licensing.api.authentication import service_key_create
 from licensing.models import CustomerPlan
-from tests.billing.test_cards import add_card, card_order, stripe_default
+from tests.billing.simulation import clock_advance_held
+from tests.billing.test_cards import add_card, card_order, other_card, stripe_default  # noqa: F401
 from tests.billing.test_plans import DAY, catalog, clock, end_trial, upgrade  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)  # emails and tasks are queued on commit
@@ -32,7 +37,7 @@ def paid_by(stripe_client, invoice_id: str) -> list[str]:
     ]
 
 
-def renew(stripe_emulator, stripe_client, clock, customer):  # noqa: F811
+def renew(stripe_emulator, stripe_client, clock, customer):
     """Advance the customer's clock through the renewal: the draft, then (an hour after
     it was answered) its finalization and Stripe's first attempt. Returns the invoice."""
     plan = CustomerPlan.objects.get(customer=customer)
@@ -62,7 +67,7 @@ def test_a_final_decline_is_paid_by_the_next_card_which_becomes_primary(
     membership,
     stripe_emulator,
     stripe_client,
-    clock,  # noqa: F811
+    clock,
 ):
     customer = membership.customer
     visa, mastercard = subscribed_with(
@@ -123,7 +128,7 @@ def test_every_card_failing_emails_each_attempt_shows_the_banner_and_the_hosted_
     membership,
     stripe_emulator,
     stripe_client,
-    catalog,  # noqa: F811
+    catalog,
     settings,
 ):
     settings.PAST_DUE_GRACE_DAYS = 7
@@ -199,3 +204,135 @@ def test_every_card_failing_emails_each_attempt_shows_the_banner_and_the_hosted_
 
 def clock_customer(membership) -> str:
     return membership.customer.billing.billing_info.stripe_id
+
+
+def charges_of(stripe_client, stripe_customer: str) -> list[tuple[str, str]]:
+    listed = stripe_client.v1.charges.list({"customer": stripe_customer, "limit": 100}).data
+    return sorted((charge.id, charge.status) for charge in listed)
+
+
+def renewal_draft(stripe_emulator, stripe_client, clock, customer) -> str:
+    """Move the clock to the renewal, holding its webhooks: the draft exists and the portal
+    has not seen it yet (deliver them to go on)."""
+    plan = CustomerPlan.objects.get(customer=customer)
+    period_end = int(plan.current_period_end.timestamp())
+    clock_advance_held(stripe_client, clock.id, period_end + 60)
+    [draft] = [
+        invoice
+        for invoice in stripe_client.v1.invoices.list({"subscription": plan.subscription_id})
+        if invoice.billing_reason == "subscription_cycle"
+    ]
+    assert draft.status == "draft"
+    return draft.id
+
+
+def test_paying_an_invoice_paid_void_or_with_another_customers_card_is_refused_and_charges_nothing(
+    signed_in_client,
+    membership,
+    stripe_emulator,
+    stripe_client,
+    clock,
+    other_card,
+):
+    customer = membership.customer
+    [visa] = subscribed_with(signed_in_client, membership, stripe_emulator, "pm_card_visa")
+    stripe_customer = clock_customer(membership)
+    paid = renew(stripe_emulator, stripe_client, clock, customer)
+    assert stripe_client.v1.invoices.retrieve(paid.id).status == "paid"
+    before = charges_of(stripe_client, stripe_customer)
+
+    again = gateway.invoice_pay_with(invoice_id=paid.id, payment_method_id=visa, key="k-paid")
+    assert (again.outcome, again.invoice_status) == ("not_payable", "paid")
+    assert recovery.invoice_payment_recover(stripe_invoice_id=paid.id) is None
+
+    stripe_client.v1.invoice_items.create(
+        {"customer": stripe_customer, "amount": 700, "currency": "eur"}
+    )
+    manual = stripe_client.v1.invoices.create(
+        {"customer": stripe_customer, "pending_invoice_items_behavior": "include"}
+    )
+    stripe_client.v1.invoices.finalize_invoice(manual.id, {"auto_advance": False})
+    # Another customer's card is refused by Stripe, naming the card: nothing is charged.
+    theirs = gateway.invoice_pay_with(
+        invoice_id=manual.id, payment_method_id=other_card, key="k-theirs"
+    )
+    assert theirs.outcome == "card_unusable"
+    stripe_client.v1.invoices.void_invoice(manual.id)
+    void = gateway.invoice_pay_with(invoice_id=manual.id, payment_method_id=visa, key="k-void")
+    assert (void.outcome, void.invoice_status) == ("not_payable", "void")
+
+    # A card of theirs, added while our invoice were open, is never tried on ours.
+    assert recovery.card_try_on_open_invoices(payment_method_id=other_card) == []
+    assert charges_of(stripe_client, stripe_customer) == before
+    assert PaymentAttempt.objects.count() == 0
+
+
+def test_a_card_detached_at_stripe_meanwhile_is_skipped_and_the_order_repaired(
+    signed_in_client,
+    membership,
+    stripe_emulator,
+    stripe_client,
+    clock,
+):
+    customer = membership.customer
+    visa, amex, mastercard = subscribed_with(
+        signed_in_client, membership, stripe_emulator,
+        "pm_card_visa", "pm_card_amex", "pm_card_mastercard",
+    )  # fmt: skip
+    stripe_emulator.emulator.card_behavior_set(visa, decline_code="stolen_card")
+    # Detached at Stripe, and our list has not heard of it yet.
+    stripe_client.v1.payment_methods.detach(amex)
+    stripe_emulator.deliver()
+    PaymentMethod.objects.filter(stripe_id=mastercard).update(order=2)
+    PaymentMethod.objects.create(
+        billing_info=customer.billing.billing_info, stripe_id=amex, order=1
+    )
+    assert card_order(customer) == [visa, amex, mastercard]
+
+    renewal = renew(stripe_emulator, stripe_client, clock, customer)
+
+    attempts = [(a.payment_method, a.outcome) for a in PaymentAttempt.objects.order_by("id")]
+    assert attempts == [(amex, "skipped"), (mastercard, "paid")]
+    assert paid_by(stripe_client, renewal.id) == [mastercard]
+    assert card_order(customer) == [mastercard, visa]
+    assert stripe_default(stripe_client, membership) == mastercard
+
+
+def test_stripe_unreachable_while_recovering_is_retried_later_with_the_same_key(
+    signed_in_client,
+    membership,
+    stripe_emulator,
+    stripe_client,
+    clock,
+):
+    customer = membership.customer
+    visa, mastercard = subscribed_with(
+        signed_in_client, membership, stripe_emulator, "pm_card_visa", "pm_card_mastercard"
+    )
+    stripe_emulator.emulator.card_behavior_set(visa, decline_code="expired_card")
+    draft = renewal_draft(stripe_emulator, stripe_client, clock, customer)
+    # Mastercard's payment goes through at Stripe and its answer is lost; then Stripe is
+    # unreachable for every retry: the event's processing gives up for now, the attempt
+    # left pending.
+    pay = f"/v1/invoices/{draft}/pay"
+    for kind, count in (("timeout_after_commit", 1), ("timeout", 100)):
+        stripe_emulator.faults.add(
+            {"kind": kind, "count": count, "method": "POST", "path": pay, "seconds": 0}
+        )
+    stripe_emulator.deliver()
+    [attempt] = PaymentAttempt.objects.all()
+    assert (attempt.payment_method, attempt.outcome) == (mastercard, "pending")
+    assert paid_by(stripe_client, draft) == [mastercard]
+    failed = StripeEvent.objects.get(type="invoice.payment_failed", object_id=draft)
+    assert failed.status == StripeEvent.Status.FAILED
+    assert card_order(customer) == [visa, mastercard]  # nothing else was tried meanwhile
+
+    stripe_emulator.faults.clear()
+    assert stripe_event_process(event_id=failed.pk)  # the task's later retry
+    stripe_emulator.deliver()
+
+    [attempt] = PaymentAttempt.objects.all()
+    assert attempt.outcome == "paid"  # Stripe replayed its answer to the same key
+    assert paid_by(stripe_client, draft) == [mastercard]
+    assert card_order(customer) == [mastercard, visa]
+    assert Entry.objects.filter(kind="payment_attempted", customer=customer).count() == 1

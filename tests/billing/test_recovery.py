@@ -336,3 +336,100 @@ def test_stripe_unreachable_while_recovering_is_retried_later_with_the_same_key(
     assert paid_by(stripe_client, draft) == [mastercard]
     assert card_order(customer) == [mastercard, visa]
     assert Entry.objects.filter(kind="payment_attempted", customer=customer).count() == 1
+
+
+def test_a_card_added_while_an_invoice_is_unpaid_is_tried_on_it_at_once(
+    signed_in_client, membership, stripe_emulator, stripe_client, clock
+):
+    customer = membership.customer
+    [visa] = subscribed_with(signed_in_client, membership, stripe_emulator, "pm_card_visa")
+    stripe_emulator.emulator.card_behavior_set(visa, decline_code="lost_card")
+    renewal = renew(stripe_emulator, stripe_client, clock, customer)
+    assert stripe_client.v1.invoices.retrieve(renewal.id).status == "open"
+    assert "Pay now" in signed_in_client.get(reverse("home")).content.decode()
+
+    mastercard = add_card(signed_in_client, stripe_emulator, "pm_card_mastercard")
+
+    assert stripe_client.v1.invoices.retrieve(renewal.id).status == "paid"
+    assert paid_by(stripe_client, renewal.id) == [mastercard]
+    assert card_order(customer) == [mastercard, visa]
+    assert stripe_default(stripe_client, membership) == mastercard
+    assert "Pay now" not in signed_in_client.get(reverse("home")).content.decode()
+
+
+def test_a_card_needing_authentication_stops_the_fallback_and_sends_the_link(
+    signed_in_client, membership, stripe_emulator, stripe_client, clock
+):
+    customer = membership.customer
+    visa, amex, mastercard = subscribed_with(
+        signed_in_client, membership, stripe_emulator,
+        "pm_card_visa", "pm_card_amex", "pm_card_mastercard",
+    )  # fmt: skip
+    stripe_emulator.emulator.card_behavior_set(visa, decline_code="expired_card")
+    stripe_emulator.emulator.card_behavior_set(amex, requires_action=True)
+    mail.outbox.clear()
+
+    renewal = renew(stripe_emulator, stripe_client, clock, customer)
+
+    # Amex needs the customer: Mastercard is not charged behind their back meanwhile.
+    attempts = [(a.payment_method, a.outcome) for a in PaymentAttempt.objects.all()]
+    assert attempts == [(amex, "requires_action")]
+    assert stripe_client.v1.invoices.retrieve(renewal.id).status == "open"
+    assert paid_by(stripe_client, renewal.id) == []
+    [email] = [m for m in mail.outbox if "confirm" in m.subject]
+    assert email.subject == "Please confirm your payment of €19.00"
+    assert renewal.hosted_invoice_url in email.body
+    assert not [m for m in mail.outbox if "failed" in m.subject]
+    assert card_order(customer) == [visa, amex, mastercard]
+
+
+def test_the_banner_is_one_query_for_the_billing_contacts_only_and_a_page_view_writes_nothing(
+    client, membership, other_membership, settings
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.models import BillingInfo
+    from tests.accounts.factories import MembershipFactory
+
+    settings.BILLING_ENABLED = False  # the banner reads our rows only: no Stripe involved
+    settings.STRIPE_SECRET_KEY = ""
+    client.force_login(membership.user)
+
+    def page() -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse("home"))
+        assert response.status_code == 200
+        writes = [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")]
+        assert writes == [], writes
+        return response.content.decode(), len(queries)
+
+    html, without = page()
+    assert "failed on" not in html
+
+    def unpaid(customer, n: int, **fields) -> InvoiceRecovery:
+        billing_info = BillingInfo.objects.create(stripe_id=f"cus_{customer.pk[-6:]}{n}")
+        fields = {"failed_at": datetime(2026, 5, 3, 10, tzinfo=UTC), **fields}
+        return InvoiceRecovery.objects.create(
+            stripe_invoice_id=f"in_{customer.pk[-6:]}{n}", billing_info=billing_info,
+            customer=customer, amount=4900, currency="eur",
+            hosted_invoice_url=f"https://invoice.example/{n}", **fields,
+        )  # fmt: skip
+
+    unpaid(other_membership.customer, 0)  # another account's: never shown here
+    unpaid(membership.customer, 1)
+    html, with_one = page()
+    assert "Your payment of €49.00 failed on 3 May." in html
+    assert 'href="https://invoice.example/1">Pay now</a>' in html
+    assert reverse("billing:payment_methods") in html
+    for n in range(2, 12):
+        unpaid(membership.customer, n, failed_at=datetime(2026, 6, n, tzinfo=UTC))
+    unpaid(membership.customer, 20, status=InvoiceRecovery.Status.PAID)
+    html, with_many = page()
+    assert "failed on 3 May." in html  # the oldest unpaid one
+    assert without == with_one == with_many
+
+    # A plain member of the account cannot pay or change cards: no banner for them.
+    member = MembershipFactory(customer=membership.customer, role="member")
+    client.force_login(member.user)
+    assert "failed on" not in client.get(reverse("home")).content.decode()

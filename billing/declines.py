@@ -42,8 +42,12 @@ FINAL_DECLINE_CODES: dict[str, str] = {
 }
 
 # Not a decline: the bank wants the customer to authenticate (3-D Secure). The hosted
-# invoice page lets them; no other card is tried meanwhile.
-AUTHENTICATION_CODES = frozenset({"authentication_required"})
+# invoice page lets them; no other card is tried meanwhile. `pay` answers the second
+# (https://docs.stripe.com/error-codes/invoice-payment-intent-requires-action); a charge
+# declined as needing it carries the first as its decline code.
+AUTHENTICATION_CODES = frozenset(
+    {"authentication_required", "invoice_payment_intent_requires_action"}
+)
 
 
 def decline_is_final(decline_code: str | None) -> bool:

@@ -156,7 +156,8 @@ class RecoveryReport:
     recovered: int = 0  # paid by a later card in the order
     unpaid: int = 0
     attempts: int = 0
-    faults: int = 0
+    faults: int = 0  # answers set to be lost
+    answers_lost: int = 0  # …and lost: a payment attempt was made and its answer dropped
     paid_twice: int = 0
     wrong_card: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
     timeline_gaps: list[tuple[str, str]] = field(default_factory=list)
@@ -252,7 +253,8 @@ def simulate_recovery(
             for invoice in stripe_client.v1.invoices.list({"subscription": plan.subscription_id})
             if invoice.billing_reason == "subscription_cycle"
         ]
-        if rng.random() < 0.5:  # the answers of the next 1 to 3 payment attempts are lost
+        lost = rng.random() < 0.5
+        if lost:  # the answers of the next 1 to 3 payment attempts are lost
             count = rng.randint(1, 3)
             stripe_emulator.faults.add(
                 {"kind": "timeout_after_commit", "count": count, "method": "POST",
@@ -262,6 +264,8 @@ def simulate_recovery(
         stripe_emulator.deliver()  # the portal settles the draft: Stripe charges the primary
         stripe_emulator.advance_clock(clock.id, period_end + 3 * HOUR)
         _events_retried()
+        left = sum(fault["count"] for fault in stripe_emulator.faults.listing())
+        report.answers_lost += count - left if lost else 0
         stripe_emulator.faults.clear()
         report.renewals += 1
         _recovery_check(stripe_client, report, customer, draft.id, cards, kinds)

@@ -49,10 +49,12 @@ def test_failed_renewals_are_paid_once_by_the_first_working_card_in_the_order(
         f"\nsimulate --recovery: {report.renewals} renewals (seed {seed}) in "
         f"{time.monotonic() - started:.1f}s; paid by the primary: {report.paid_by_primary}; "
         f"paid by a later card: {report.recovered}; unpaid: {report.unpaid}; "
-        f"our payment attempts: {report.attempts}; answers lost: {report.faults}; "
+        f"our payment attempts: {report.attempts}; answers lost after the attempt was made: "
+        f"{report.answers_lost}; "
         f"paid twice: {report.paid_twice}; paid by another card than the first working one: "
         f"{len(report.wrong_card)}; timeline gaps: {len(report.timeline_gaps)}"
     )
     assert report.renewals == renewals
     assert report.recovered > 0 and report.unpaid > 0, "the mix exercises both outcomes"
+    assert report.answers_lost > 0, "some answers to payment attempts were lost"
     assert (report.paid_twice, report.wrong_card, report.timeline_gaps) == (0, [], [])

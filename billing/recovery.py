@@ -35,6 +35,10 @@ Outcome = PaymentAttempt.Outcome
 # Stripe's invoice statuses that still wait for a payment (an uncollectible invoice can
 # still be paid, on its hosted page too).
 UNPAID = {"open", "uncollectible"}
+# The invoices whose failed payment the customer's other cards are tried on: renewals (the
+# trial's end included). A plan change's invoice is not: its decline leaves the plan as it
+# was, and the customer chooses what to do on the plan page.
+RECOVERED_REASONS = {"subscription_cycle"}
 # What a round's trigger records when Stripe's attempt needed authentication.
 AUTHENTICATION = "authentication_required"
 
@@ -52,7 +56,11 @@ def invoice_payment_recover(*, stripe_invoice_id: str) -> InvoiceRecovery | None
         if recovery is not None:
             _close(recovery, invoice)
         return recovery
-    if invoice.get("collection_method") != "charge_automatically" or not invoice["attempt_count"]:
+    if (
+        invoice.get("billing_reason") not in RECOVERED_REASONS
+        or invoice.get("collection_method") != "charge_automatically"
+        or not invoice["attempt_count"]
+    ):
         return recovery
     if recovery is None or recovery.round < invoice["attempt_count"]:
         recovery = _round_start(invoice, recovery)

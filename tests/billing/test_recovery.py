@@ -433,3 +433,57 @@ def test_the_banner_is_one_query_for_the_billing_contacts_only_and_a_page_view_w
     member = MembershipFactory(customer=membership.customer, role="member")
     client.force_login(member.user)
     assert "failed on" not in client.get(reverse("home")).content.decode()
+
+
+def test_concurrent_runs_for_one_invoice_open_one_attempt_and_charge_once(
+    signed_in_client, membership, stripe_emulator, stripe_client, clock
+):
+    """Duplicate events (or a card added while an event is processed) run the recovery at
+    the same moment: the unique attempt and the one-pending rule let one run pay."""
+    import threading
+
+    from django.db import connection
+
+    customer = membership.customer
+    visa, mastercard = subscribed_with(
+        signed_in_client, membership, stripe_emulator, "pm_card_visa", "pm_card_mastercard"
+    )
+    stripe_emulator.emulator.card_behavior_set(visa, decline_code="expired_card")
+    stripe_emulator.emulator.card_behavior_set(mastercard, decline_code="insufficient_funds")
+    renewal = renew(stripe_emulator, stripe_client, clock, customer)
+    assert [a.outcome for a in PaymentAttempt.objects.all()] == ["declined"]
+    stripe_emulator.emulator.card_behavior_set(mastercard)  # the customer topped it up
+    # Mastercard is not a new card: only a new round (Stripe's next attempt) or these
+    # concurrent "tried at once" runs with a card of their own would try it; use a new one.
+    amex = stripe_client.v1.payment_methods.attach(
+        "pm_card_amex", {"customer": clock_customer(membership)}
+    ).id
+    PaymentMethod.objects.create(
+        billing_info=customer.billing.billing_info, stripe_id=amex, order=2
+    )
+
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def run():
+        try:
+            barrier.wait()
+            recovery.card_try_on_open_invoices(payment_method_id=amex)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stripe_emulator.deliver()
+
+    assert errors == []
+    assert paid_by(stripe_client, renewal.id) == [amex]
+    tried = [(a.payment_method, a.outcome) for a in PaymentAttempt.objects.order_by("id")]
+    assert tried == [(mastercard, "declined"), (amex, "paid")]
+    assert Entry.objects.filter(kind="payment_attempted", data__payment_method=amex).count() == 1
+    assert card_order(customer)[0] == amex

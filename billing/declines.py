@@ -4,7 +4,8 @@ customer's next card is tried. Anything not listed (insufficient funds, a generi
 the same card, or may even have been charged: it never moves the payment to another card.
 
 Source: Stripe's decline codes, https://docs.stripe.com/declines/codes (the "Next steps"
-column of each code, quoted in short below)."""
+column of each code, quoted in short below); Stripe's Smart Retries do not retry a "hard
+decline" either (https://docs.stripe.com/billing/revenue-recovery/smart-retries)."""
 
 FINAL_DECLINE_CODES: dict[str, str] = {
     # "The card has expired." → "The customer should use another card."

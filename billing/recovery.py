@@ -47,9 +47,11 @@ def invoice_payment_recover(*, stripe_invoice_id: str) -> InvoiceRecovery | None
     """The reaction to `invoice.payment_failed` and `invoice.payment_action_required`:
     start the round for Stripe's newest attempt if it is new, then go on where the last
     run stopped. Our own attempts' events find nothing more to do."""
-    invoice = gateway.object_retrieve(object_type="invoice", object_id=stripe_invoice_id)
     recovery = InvoiceRecovery.objects.filter(stripe_invoice_id=stripe_invoice_id).first()
-    _pending_settle(recovery)
+    _pending_settle(recovery)  # first: its lost answer may be what paid the invoice
+    if recovery is not None and not recovery.is_open:
+        return recovery
+    invoice = gateway.object_retrieve(object_type="invoice", object_id=stripe_invoice_id)
     if invoice is None:
         return recovery
     if invoice["status"] not in UNPAID:

@@ -361,7 +361,9 @@ def _recovered(recovery: InvoiceRecovery, attempt: PaymentAttempt) -> None:
 
 def _round_end(recovery: InvoiceRecovery) -> None:
     """No card paid this round: one email for Stripe's attempt, with the pay link (or,
-    when a card needs the customer to authenticate, the link to do so)."""
+    when a card needs the customer to authenticate, the link to do so). Attempts whose
+    events are only processed together (the portal was down for days) share one email:
+    the round is Stripe's attempt count when it is processed."""
     with transaction.atomic():
         emailed = InvoiceRecovery.objects.filter(
             pk=recovery.pk, status=InvoiceRecovery.Status.OPEN, notified_round__lt=recovery.round

@@ -495,3 +495,29 @@ def test_concurrent_runs_for_one_invoice_open_one_attempt_and_charge_once(
     assert tried == [(mastercard, "declined"), (amex, "paid")]
     assert Entry.objects.filter(kind="payment_attempted", data__payment_method=amex).count() == 1
     assert card_order(customer)[0] == amex
+
+
+def test_each_of_stripes_retries_that_fails_sends_one_email_with_the_pay_link(
+    signed_in_client, membership, stripe_emulator, stripe_client, clock
+):
+    customer = membership.customer
+    [visa] = subscribed_with(signed_in_client, membership, stripe_emulator, "pm_card_visa")
+    stripe_emulator.emulator.card_behavior_set(visa, decline_code="insufficient_funds")
+    mail.outbox.clear()
+    renewal = renew(stripe_emulator, stripe_client, clock, customer)
+    first = InvoiceRecovery.objects.get(stripe_invoice_id=renewal.id).failed_at
+    # Stripe's Smart Retries try the same card again (the decline may pass later); each
+    # retry's events reach the portal before the next retry, days later.
+    for day in range(1, 11):
+        stripe_emulator.advance_clock(clock.id, int(first.timestamp()) + day * DAY)
+
+    renewal = stripe_client.v1.invoices.retrieve(renewal.id)
+    assert renewal.status == "open" and renewal.attempt_count >= 2
+    failed = [m for m in mail.outbox if m.subject == "Your payment of €19.00 failed"]
+    assert len(failed) == renewal.attempt_count
+    assert all(renewal.hosted_invoice_url in message.body for message in failed)
+    assert PaymentAttempt.objects.count() == 0  # one card: nothing else to try
+    saved = InvoiceRecovery.objects.get(stripe_invoice_id=renewal.id)
+    assert (saved.round, saved.failed_at) == (renewal.attempt_count, first)
+    rounds = Entry.objects.filter(customer=customer, kind="payment_failed").count()
+    assert rounds == renewal.attempt_count

@@ -53,3 +53,20 @@ AUTHENTICATION_CODES = frozenset(
 
 def decline_is_final(decline_code: str | None) -> bool:
     return bool(decline_code) and decline_code in FINAL_DECLINE_CODES
+
+
+# What a round's trigger records when Stripe's attempt needed authentication.
+AUTHENTICATION = "authentication_required"
+
+
+def decline_reason(decline_code: str) -> str:
+    """For people: why a card was declined, without what Stripe says not to tell."""
+    if decline_code in ("lost_card", "stolen_card", "fraudulent", "pickup_card"):
+        return "the card's bank refused it"
+    if decline_code in FINAL_DECLINE_CODES:
+        return FINAL_DECLINE_CODES[decline_code]
+    if decline_code == AUTHENTICATION:
+        return "the bank asks you to confirm the payment"
+    if decline_code == "insufficient_funds":
+        return "insufficient funds"
+    return "the bank gave no reason"

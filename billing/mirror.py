@@ -129,3 +129,13 @@ def cards_for_display(cards: list[PaymentMethod]) -> list[CardView]:
         )
         for card in cards
     ]
+
+
+def card_label(payment_method: str) -> str:
+    """ "Visa ending 4242", for timelines and emails, from the mirror."""
+    if not payment_method:
+        return "no card"
+    shown = cards_for_display(list(PaymentMethod.objects.filter(stripe_id=payment_method)))
+    if not shown:
+        return "a card no longer on file"
+    return f"{shown[0].brand.title()} ending {shown[0].last4}"

@@ -7,6 +7,8 @@ from django.urls import reverse
 from accounts.emails import email_send
 from licensing.notifications import customer_billing_contacts
 
+from .declines import decline_reason
+from .mirror import card_label
 from .models import InvoiceRecovery, PaymentAttempt
 
 
@@ -14,8 +16,6 @@ def recovery_email_send(*, recovery_id: int, template: str, round: int) -> None:
     """`payment_failed` (no card paid: the pay link), `payment_action_required` (a card
     needs the customer to authenticate: the same link) or `payment_recovered` (which card
     failed and which was charged), to the account's owners and billing members."""
-    from .recovery import card_label, decline_reason
-
     recovery = InvoiceRecovery.objects.select_related("customer").get(pk=recovery_id)
     attempts = list(recovery.attempts.all())
     charged = next((a for a in attempts if a.outcome == PaymentAttempt.Outcome.PAID), None)

@@ -25,7 +25,7 @@ from billing_portal.money import money_format
 from licensing.models import CustomerPlan
 
 from . import cards, gateway, invoicing, mirror
-from .declines import FINAL_DECLINE_CODES, decline_is_final
+from .declines import AUTHENTICATION, decline_is_final
 from .ledger import billing_entries_record
 from .models import BillingInfo, Invoice, InvoiceRecovery, PaymentAttempt, PaymentMethod
 
@@ -39,8 +39,6 @@ UNPAID = {"open", "uncollectible"}
 # trial's end included). A plan change's invoice is not: its decline leaves the plan as it
 # was, and the customer chooses what to do on the plan page.
 RECOVERED_REASONS = {"subscription_cycle"}
-# What a round's trigger records when Stripe's attempt needed authentication.
-AUTHENTICATION = "authentication_required"
 
 
 def invoice_payment_recover(*, stripe_invoice_id: str) -> InvoiceRecovery | None:
@@ -166,7 +164,7 @@ def _round_start(invoice: dict, recovery: InvoiceRecovery | None) -> InvoiceReco
             _timeline(
                 recovery,
                 "payment_failed",
-                card=card_label(recovery.round_payment_method),
+                card=mirror.card_label(recovery.round_payment_method),
                 payment_method=recovery.round_payment_method,
                 decline_code=recovery.round_decline_code,
                 round=round_,
@@ -392,15 +390,6 @@ def _close(recovery: InvoiceRecovery, invoice: dict) -> None:
 # --- Timeline and emails --------------------------------------------------------------------
 
 
-def card_label(payment_method: str) -> str:
-    if not payment_method:
-        return "no card"
-    shown = mirror.cards_for_display(list(PaymentMethod.objects.filter(stripe_id=payment_method)))
-    if not shown:
-        return "a card no longer on file"
-    return f"{shown[0].brand.title()} ending {shown[0].last4}"
-
-
 def _timeline(recovery: InvoiceRecovery, kind: str, **data) -> None:
     billing_entries_record(
         customer_ids=[recovery.customer_id],
@@ -421,16 +410,3 @@ def _email(recovery: InvoiceRecovery, template: str) -> None:
             recovery_id=recovery_id, template=template, round=round_
         )
     )
-
-
-def decline_reason(decline_code: str) -> str:
-    """For people: why a card was declined, without what Stripe says not to tell."""
-    if decline_code in ("lost_card", "stolen_card", "fraudulent", "pickup_card"):
-        return "the card's bank refused it"
-    if decline_code in FINAL_DECLINE_CODES:
-        return FINAL_DECLINE_CODES[decline_code]
-    if decline_code == AUTHENTICATION:
-        return "the bank asks you to confirm the payment"
-    if decline_code == "insufficient_funds":
-        return "insufficient funds"
-    return "the bank gave no reason"

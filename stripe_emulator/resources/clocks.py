@@ -29,6 +29,7 @@ from .subscription_lifecycle import (
     subscription_due_actions,
     subscription_end,
     subscription_items,
+    subscription_pending_update_expire,
     subscription_trial_will_end,
 )
 
@@ -189,6 +190,8 @@ def _subscription_action(ctx: Context, subscription: Obj, action: str) -> Any:
         return lambda: subscription_trial_will_end(ctx, subscription)
     if action == "upcoming":
         return lambda: subscription_upcoming_notice(ctx, subscription)
+    if action == "pending_update_expire":
+        return lambda: subscription_pending_update_expire(ctx, subscription)
     return lambda: subscription_end(
         ctx, subscription, reason="cancellation_requested", at=subscription["cancel_at"]
     )

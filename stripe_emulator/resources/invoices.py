@@ -18,12 +18,12 @@ from .invoicing import (
     AUTO_FINALIZE_DELAY,
     invoice_build,
     invoice_collect,
-    invoice_drop_pending,
     invoice_finalize,
     invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_open,
     invoice_pull_pending,
+    invoice_void_now,
 )
 from .subscription_lifecycle import invoice_collect_automatically
 
@@ -198,14 +198,7 @@ def invoice_void(ctx: Context, params: dict[str, Any], invoice: str) -> Obj:
         raise invalid_request(
             f"You can only void open or uncollectible invoices (this one is {found['status']})."
         )
-    before = ctx.snapshot(found)
-    invoice_drop_pending(ctx, found, "void_invoice")
-    found["status"] = "void"
-    found["status_transitions"]["voided_at"] = ctx.now(found["test_clock"])
-    found["next_payment_attempt"] = None
-    found["auto_advance"] = False
-    ctx.store.touch(found)
-    ctx.emit("invoice.voided", found, before)
+    invoice_void_now(ctx, found)
     return found
 
 

@@ -617,6 +617,7 @@ def invoice_mark_paid(ctx: Context, invoice: Obj, intent: Obj | None) -> None:
         ctx.emit("invoice_payment.paid", payment)
     ctx.emit("invoice.paid", invoice)
     ctx.emit("invoice.payment_succeeded", invoice)
+    _pending_update_apply(ctx, invoice)
     _subscription_status(ctx, invoice, "active")
 
 
@@ -630,6 +631,57 @@ def invoice_mark_uncollectible(ctx: Context, invoice: Obj) -> None:
     invoice["auto_advance"] = False
     ctx.store.touch(invoice)
     ctx.emit("invoice.marked_uncollectible", invoice, before)
+
+
+def invoice_void_now(ctx: Context, invoice: Obj) -> None:
+    """Void an open invoice; a subscription update waiting for it to be paid is dropped."""
+    before = ctx.snapshot(invoice)
+    invoice_drop_pending(ctx, invoice, "void_invoice")
+    invoice["status"] = "void"
+    invoice["status_transitions"]["voided_at"] = ctx.now(invoice["test_clock"])
+    invoice["next_payment_attempt"] = None
+    invoice["auto_advance"] = False
+    ctx.store.touch(invoice)
+    ctx.emit("invoice.voided", invoice, before)
+    subscription = _subscription_of(ctx.store, invoice)
+    if subscription is not None and _pending_for(subscription, invoice):
+        before = ctx.snapshot(subscription)
+        pending_update_clear(ctx, subscription)
+        ctx.emit("customer.subscription.updated", subscription, before)
+
+
+# Pending updates (``payment_behavior=pending_if_incomplete``) ------------------------------
+# The subscription keeps its state; what the update would make of it is kept privately in
+# ``_pending_apply`` (fields and items as they would be) until its invoice is paid.
+
+
+def _pending_for(subscription: Obj, invoice: Obj) -> bool:
+    pending = subscription.get("_pending_apply")
+    return bool(pending) and pending["invoice"] == invoice["id"]
+
+
+def pending_update_clear(ctx: Context, subscription: Obj) -> None:
+    subscription["pending_update"] = None
+    subscription.pop("_pending_apply", None)
+    ctx.store.touch(subscription)
+
+
+def _pending_update_apply(ctx: Context, invoice: Obj) -> None:
+    """The invoice of a pending update is paid: the update takes effect now."""
+    subscription = _subscription_of(ctx.store, invoice)
+    if subscription is None or not _pending_for(subscription, invoice):
+        return
+    pending = subscription["_pending_apply"]
+    before = ctx.snapshot(subscription)
+    for item in ctx.store.select(
+        "subscription_item", lambda i: i["subscription"] == subscription["id"]
+    ):
+        ctx.store.remove(item["id"])
+    for item in pending["items"]:
+        ctx.store.add(item)
+    subscription.update(pending["fields"])
+    pending_update_clear(ctx, subscription)
+    ctx.emit("customer.subscription.updated", subscription, before)
 
 
 def _invoice_payment(ctx: Context, invoice: Obj, intent: Obj, *, status: str) -> Obj:
@@ -670,6 +722,9 @@ def _subscription_status(ctx: Context, invoice: Obj, status: str) -> None:
     subscription = _subscription_of(ctx.store, invoice)
     if subscription is None or subscription["latest_invoice"] != invoice["id"]:
         return
+    held = subscription.get("_holding") or subscription.get("_pending_apply")
+    if status == "past_due" and held:
+        return  # an unpaid pending update leaves the subscription as it was
     current = subscription["status"]
     if (status == "active" and current in ("past_due", "incomplete", "unpaid")) or (
         status == "past_due" and current == "active"

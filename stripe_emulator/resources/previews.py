@@ -42,7 +42,7 @@ def invoice_create_preview(ctx: Context, params: dict[str, Any]) -> Obj:
     )
     for item in pending_invoice_items(ctx.store, customer["id"], None):
         invoice_add_line(preview, invoice_item_line(preview, item, ctx.store))
-    return preview
+    return _with_balance(preview, customer)
 
 
 def _new_subscription_preview(ctx: Context, params: dict[str, Any]) -> Obj:
@@ -82,7 +82,7 @@ def _new_subscription_preview(ctx: Context, params: dict[str, Any]) -> Obj:
                 period=(now, end),
             ),
         )
-    return preview
+    return _with_balance(preview, customer)
 
 
 def _subscription_preview(ctx: Context, params: dict[str, Any]) -> Obj:
@@ -148,7 +148,15 @@ def _subscription_preview(ctx: Context, params: dict[str, Any]) -> Obj:
                 )
         planned[change.get("id") or f"new_{index}"] = new  # type: ignore[assignment]
     cancelling = details.get("cancel_at_period_end", subscription["cancel_at_period_end"])
-    if not cancelling:
+    # With ``always_invoice`` the prorations are invoiced at once: that invoice is the
+    # preview (its prorations and the pending items it takes), not the next renewal.
+    invoiced_now = behavior == "always_invoice" and any(
+        _is_proration(line) for line in preview["lines"]["data"]
+    )
+    if invoiced_now:
+        preview["billing_reason"] = "subscription_update"
+        preview["period_start"] = preview["period_end"] = at
+    if not cancelling and not invoiced_now:
         for price, quantity in (value for value in planned.values() if value is not None):
             recurring = price["recurring"]
             invoice_add_line(
@@ -166,6 +174,22 @@ def _subscription_preview(ctx: Context, params: dict[str, Any]) -> Obj:
                     subscription_id=subscription["id"],
                 ),
             )
+    return _with_balance(preview, customer)
+
+
+def _is_proration(line: Obj) -> bool:
+    return bool(((line["parent"] or {}).get("subscription_item_details") or {}).get("proration"))
+
+
+def _with_balance(preview: Obj, customer: Obj) -> Obj:
+    """The customer's balance meets the preview as it would meet the invoice: a credit
+    lowers ``amount_due``, and what is left over stays credit (``ending_balance``)."""
+    starting = customer["balance"]
+    net = preview["total"] + starting
+    preview["starting_balance"] = starting
+    preview["ending_balance"] = min(net, 0)
+    preview["amount_due"] = max(net, 0)
+    preview["amount_remaining"] = preview["amount_due"]
     return preview
 
 

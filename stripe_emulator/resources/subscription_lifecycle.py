@@ -29,6 +29,8 @@ from .invoicing import (
     invoice_pull_pending,
     invoice_retries_exhausted,
     invoice_subscription,
+    invoice_void_now,
+    pending_update_clear,
 )
 from .pricing import Proration, item_amount, line_description, product_name, prorations
 
@@ -183,15 +185,20 @@ def cycle_invoice(
     return invoice
 
 
-def invoice_now(ctx: Context, subscription: Obj, invoice: Obj) -> None:
-    """Store, finalize and (for automatic collection) charge a subscription invoice at once."""
+def invoice_now(ctx: Context, subscription: Obj, invoice: Obj, *, collect: bool = True) -> None:
+    """Store, finalize and (for automatic collection) charge a subscription invoice at once;
+    without ``collect`` (``payment_behavior=default_incomplete``) it is left open, unpaid."""
     subscription["latest_invoice"] = invoice["id"]
     ctx.store.touch(subscription)
     invoice["auto_advance"] = False
     invoice_pull_pending(ctx, invoice, subscription["id"])
     invoice_open(ctx, invoice)
     invoice_finalize(ctx, invoice)
-    if invoice["status"] == "open" and invoice["collection_method"] == "charge_automatically":
+    if (
+        collect
+        and invoice["status"] == "open"
+        and invoice["collection_method"] == "charge_automatically"
+    ):
         invoice_collect(ctx, invoice)
 
 
@@ -280,11 +287,25 @@ def invoice_retry_due(store: Store, invoice: Obj) -> int | None:
     return invoice["next_payment_attempt"]
 
 
+def subscription_pending_update_expire(ctx: Context, subscription: Obj) -> None:
+    """Nobody paid a pending update's invoice in time: Stripe voids the invoice and drops
+    the update, and says so with ``customer.subscription.pending_update_expired``."""
+    pending = subscription.get("_pending_apply") or {}
+    invoice = ctx.store.get(pending.get("invoice") or "")
+    if invoice is not None and invoice["status"] == "open":
+        subscription.pop("_pending_apply", None)  # voiding it must not announce an update
+        invoice_void_now(ctx, invoice)
+    pending_update_clear(ctx, subscription)
+    ctx.emit("customer.subscription.pending_update_expired", subscription)
+
+
 def subscription_due_actions(store: Store, subscription: Obj) -> list[tuple[int, str]]:
     """What a test clock must run for this subscription, and when."""
     if subscription["status"] in ENDED:
         return []
     actions = []
+    if subscription.get("pending_update"):  # before a renewal due at the same moment
+        actions.append((subscription["pending_update"]["expires_at"], "pending_update_expire"))
     start, end = subscription_period(store, subscription)
     if subscription["cancel_at"] and subscription["cancel_at"] < end:
         actions.append((subscription["cancel_at"], "cancel"))
@@ -310,7 +331,14 @@ def subscription_due_actions(store: Store, subscription: Obj) -> list[tuple[int,
     return actions
 
 
-def _prorate(ctx: Context, subscription: Obj, prorations: list[Proration], behavior: str) -> None:
+def _prorate(
+    ctx: Context,
+    subscription: Obj,
+    prorations: list[Proration],
+    behavior: str,
+    *,
+    collect: bool = True,
+) -> None:
     if behavior == "none" or not prorations:
         return
     customer = ctx.fetch("customer", subscription["customer"])
@@ -335,7 +363,7 @@ def _prorate(ctx: Context, subscription: Obj, prorations: list[Proration], behav
             currency=subscription["currency"],
             subscription=subscription,
         )
-        invoice_now(ctx, subscription, invoice)
+        invoice_now(ctx, subscription, invoice, collect=collect)
 
 
 @dataclass(frozen=True)
@@ -391,6 +419,7 @@ def item_changes_apply(
     at: int,
     param: str,
     items_param: str | None = None,
+    collect: bool = True,
 ) -> list[Obj]:
     """Add, reprice, requantify or delete items; returns the items touched. A refusal of
     the resulting set of items names ``items_param`` (``price`` for one item's endpoint)."""
@@ -425,5 +454,5 @@ def item_changes_apply(
             ctx.store.touch(item)
         if item is not None:
             touched.append(item)
-    _prorate(ctx, subscription, pending, behavior)
+    _prorate(ctx, subscription, pending, behavior, collect=collect)
     return touched

@@ -4,14 +4,15 @@ items, as at the dahlia API version; renewals happen in ``subscription_lifecycle
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import stripe.params as P
 
 from stripe_emulator.context import Context
-from stripe_emulator.errors import card_declined, invalid_request, only_one_of
+from stripe_emulator.errors import StripeError, card_declined, invalid_request, only_one_of
 from stripe_emulator.ids import new_id
-from stripe_emulator.render import paginate
+from stripe_emulator.render import paginate, render
 from stripe_emulator.routing import route
 from stripe_emulator.store import Obj
 from stripe_emulator.timeutil import DAY, add_interval
@@ -238,9 +239,16 @@ def subscription_update(ctx: Context, params: dict[str, Any], subscription: str)
         ctx.emit("customer.subscription.updated", found, before)
         return found
     only_one_of(params, "cancel_at", "cancel_at_period_end")
+    behavior = params.get("payment_behavior", "allow_incomplete")
+    if behavior == "pending_if_incomplete":
+        _pending_params_check(found, params)
     proration_date_check(ctx.store, found, params)
     customer = ctx.fetch("customer", found["customer"])
     before = ctx.snapshot(found)
+    held = _held_state(ctx, found)
+    if behavior == "pending_if_incomplete":
+        found["_holding"] = True  # a failed payment must not make it past_due meanwhile
+    collect = behavior != "default_incomplete"
     _cancellation_details_apply(found, params)
     now = params.get("proration_date") or ctx.now(found["test_clock"])
     if params.get("default_payment_method"):
@@ -254,6 +262,7 @@ def subscription_update(ctx: Context, params: dict[str, Any], subscription: str)
             behavior=params.get("proration_behavior", "create_prorations"),
             at=now,
             param="items",
+            collect=collect,
         )
     if "cancel_at_period_end" in params:
         _cancel_at(
@@ -265,13 +274,162 @@ def subscription_update(ctx: Context, params: dict[str, Any], subscription: str)
         _cancel_at(ctx, found, None if params["cancel_at"] == UNSET else params["cancel_at"])
     trial_end = params.get("trial_end")
     if trial_end is not None and found["status"] == "trialing":
-        _trial_change(ctx, found, trial_end, now)
+        _trial_change(ctx, found, trial_end, now, collect=collect)
+    found.pop("_holding", None)
+    unpaid = _unpaid_new_invoice(ctx, found, held)
+    decline = None
+    if unpaid is not None and behavior == "error_if_incomplete":
+        error = _payment_error(ctx, unpaid)
+        ctx.store.rollback()  # Stripe does not update the subscription at all
+        ctx.events.clear()
+        raise error
+    if unpaid is not None and behavior == "pending_if_incomplete":
+        _hold(ctx, found, held, unpaid, params)
+        decline = _payment_error(ctx, unpaid)
+        if decline.type != "card_error":
+            decline = None  # authentication required: answered 200, with pending_update
+    if unpaid is not None and behavior == "default_incomplete" and unpaid["amount_due"] > 0:
+        found["status"] = "past_due"  # until the invoice's payment is confirmed
     ctx.store.touch(found)
     ctx.emit("customer.subscription.updated", found, before)
+    if decline is not None:
+        raise decline  # 402: recorded, not undone; the subscription keeps its pending_update
     return found
 
 
-def _trial_change(ctx: Context, subscription: Obj, trial_end: Any, now: int) -> None:
+# What Stripe lets an update with ``payment_behavior=pending_if_incomplete`` carry: only
+# what decides prorations or makes an invoice ("Pending updates reference").
+PENDING_UPDATE_PARAMS = frozenset(
+    {
+        "expand",
+        "payment_behavior",
+        "proration_behavior",
+        "proration_date",
+        "billing_cycle_anchor",
+        "items",
+        "trial_end",
+        "trial_from_plan",
+        "add_invoice_items",
+    }
+)
+PENDING_UPDATE_ITEM_PARAMS = frozenset({"id", "price", "quantity"})
+# A pending update expires at the trial's or the period's end, and at most 23 hours after
+# the update was made.
+PENDING_UPDATE_LIFETIME = 23 * 3600
+
+
+def _pending_params_check(subscription: Obj, params: dict[str, Any]) -> None:
+    allowed = ", ".join(sorted(PENDING_UPDATE_PARAMS))
+    for name in sorted(params):
+        if name not in PENDING_UPDATE_PARAMS:
+            raise invalid_request(
+                f"You cannot pass `{name}` with `payment_behavior=pending_if_incomplete`; "
+                f"pending updates support only: {allowed}.",
+                param=name,
+            )
+    for index, spec in enumerate(params.get("items") or []):
+        for name in sorted(spec):
+            if name not in PENDING_UPDATE_ITEM_PARAMS:
+                raise invalid_request(
+                    f"You cannot pass `items[{index}][{name}]` with "
+                    "`payment_behavior=pending_if_incomplete`; items in pending updates "
+                    "support only id, price and quantity.",
+                    param=f"items[{index}][{name}]",
+                )
+    if subscription["collection_method"] == "send_invoice":
+        raise invalid_request(
+            "Pending updates are not supported for subscriptions with "
+            "`collection_method=send_invoice`.",
+            param="payment_behavior",
+        )
+
+
+def _held_state(ctx: Context, subscription: Obj) -> dict[str, Any]:
+    """The subscription and its items as they are, to put back if the update is held."""
+    return {
+        "subscription": copy.deepcopy(subscription),
+        "items": [copy.deepcopy(item) for item in subscription_items(ctx.store, subscription)],
+    }
+
+
+def _unpaid_new_invoice(ctx: Context, subscription: Obj, held: dict[str, Any]) -> Obj | None:
+    """The invoice this update issued, when it is left unpaid."""
+    latest = subscription["latest_invoice"]
+    if not latest or latest == held["subscription"]["latest_invoice"]:
+        return None
+    invoice = ctx.store.get(latest)
+    return invoice if invoice is not None and invoice["status"] == "open" else None
+
+
+def _payment_error(ctx: Context, invoice: Obj) -> StripeError:
+    """Why the invoice's payment did not go through, as the update answers it."""
+    intents = [
+        ctx.store.get(payment["payment"]["payment_intent"])
+        for payment in ctx.store.select("invoice_payment", lambda p: p["invoice"] == invoice["id"])
+    ]
+    for intent in (i for i in intents if i is not None):
+        error = intent.get("last_payment_error")
+        if intent["status"] == "requires_payment_method" and error:
+            return card_declined(error.get("decline_code") or "generic_decline", error["message"])
+    if any(i is not None and i["status"] == "requires_action" for i in intents):
+        return StripeError(
+            402,
+            "This payment requires additional user action before it can be completed successfully.",
+            code="invoice_payment_intent_requires_action",
+        )
+    return invalid_request(
+        "This customer has no attached payment source or default payment method. "
+        "Please consider adding a default payment method."
+    )
+
+
+def _hold(
+    ctx: Context, subscription: Obj, held: dict[str, Any], invoice: Obj, params: dict[str, Any]
+) -> None:
+    """Put the subscription back as it was, keeping the update in ``pending_update`` until
+    ``invoice`` is paid."""
+    was = held["subscription"]
+    after_items = subscription_items(ctx.store, subscription)
+    shown_items = [render(ctx.store, item) for item in after_items]
+    fields = {
+        key: value
+        for key, value in subscription.items()
+        if not key.startswith("_")
+        and key not in ("latest_invoice", "pending_update")
+        and was.get(key) != value
+    }
+    for item in after_items:
+        ctx.store.remove(item["id"])
+    for item in held["items"]:
+        ctx.store.add(item)
+    pending_apply = {
+        "invoice": invoice["id"],
+        "fields": copy.deepcopy(fields),
+        "items": [copy.deepcopy(item) for item in after_items],
+    }
+    for key in list(subscription):
+        if not key.startswith("_") and key not in ("latest_invoice",):
+            subscription[key] = was.get(key)
+    now = ctx.now(subscription["test_clock"])
+    ends = [now + PENDING_UPDATE_LIFETIME, subscription_period(ctx.store, subscription)[1]]
+    if subscription["status"] == "trialing" and subscription["trial_end"]:
+        ends.append(subscription["trial_end"])
+    subscription["pending_update"] = {
+        "billing_cycle_anchor": fields.get("billing_cycle_anchor")
+        if "billing_cycle_anchor" in params
+        else None,
+        "expires_at": min(ends),
+        "subscription_items": shown_items if "items" in params else None,
+        "trial_end": fields.get("trial_end") if "trial_end" in params else None,
+        "trial_from_plan": params.get("trial_from_plan"),
+    }
+    subscription["_pending_apply"] = pending_apply
+    ctx.store.touch(subscription)
+
+
+def _trial_change(
+    ctx: Context, subscription: Obj, trial_end: Any, now: int, *, collect: bool = True
+) -> None:
     if trial_end == "now":
         subscription["trial_end"] = now
         subscription["status"] = "active"
@@ -285,7 +443,7 @@ def _trial_change(ctx: Context, subscription: Obj, trial_end: Any, now: int) -> 
         )
         subscription["billing_cycle_anchor"] = now
         invoice = cycle_invoice(ctx, subscription, "subscription_update", (now, now), trial=False)
-        invoice_now(ctx, subscription, invoice)
+        invoice_now(ctx, subscription, invoice, collect=collect)
         return
     if trial_end <= now:
         raise invalid_request(

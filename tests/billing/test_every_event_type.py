@@ -171,6 +171,28 @@ def back_office(stripe_emulator, stripe_client) -> dict[str, str]:
         }
     )
 
+    # A plan change held for its payment (pending_if_incomplete), declined, left to expire.
+    clock = api.test_helpers.test_clocks.create({"frozen_time": int(time.time())})
+    holder = api.customers.create({"email": "holder@example.com", "test_clock": clock.id})
+    card = api.payment_methods.attach("pm_card_visa", {"customer": holder.id})
+    api.customers.update(holder.id, {"invoice_settings": {"default_payment_method": card.id}})
+    prices = {p.lookup_key: p.id for p in api.prices.list({"limit": 100}).data if p.lookup_key}
+    held = api.subscriptions.create(
+        {"customer": holder.id, "items": [{"price": prices["starter_monthly"]}]}
+    )
+    failing = api.payment_methods.attach("pm_card_chargeCustomerFail", {"customer": holder.id})
+    api.customers.update(holder.id, {"invoice_settings": {"default_payment_method": failing.id}})
+    with pytest.raises(stripe.CardError):
+        api.subscriptions.update(
+            held.id,
+            {
+                "items": [{"id": held["items"].data[0].id, "price": prices["pro_monthly"]}],
+                "proration_behavior": "always_invoice",
+                "payment_behavior": "pending_if_incomplete",
+            },
+        )
+    stripe_emulator.advance_clock(clock.id, clock.frozen_time + DAY)
+
     gone = api.customers.create({"email": "gone@example.com"})
     api.customers.delete(gone.id)
     api.test_helpers.test_clocks.delete(

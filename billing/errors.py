@@ -28,6 +28,10 @@ class PaymentDeclined(BillingError):
         super().__init__(user_message, **kwargs)
 
 
+class PlanChangeDeclined(PaymentDeclined):
+    """A plan change's payment was declined: the plan is as it was."""
+
+
 class GatewayUnavailable(BillingError):
     """Stripe did not answer, or answered 429/5xx: safe to retry with the same key."""
 

@@ -706,11 +706,17 @@ def subscription_change_price(
     trial_end_now: bool = False,
 ) -> dict:
     """Switch now, invoicing the proration at once, at the moment the preview priced; with
-    `trial_end_now`, the trial ends too and the new price's first period is charged."""
+    `trial_end_now`, the trial ends too and the new price's first period is charged.
+
+    As a pending update (`pending_if_incomplete`): the switch is made only once its invoice
+    is paid. A decline raises PaymentDeclined and the subscription stays as it was (with the
+    update pending on an open invoice: `plan_change_abandon` voids it); a card that needs
+    authentication answers the subscription with `pending_update` set."""
     params: dict[str, Any] = {
         "items": [{"id": item_id, "price": price_id}],
         "proration_behavior": "always_invoice",
         "proration_date": proration_date,
+        "payment_behavior": "pending_if_incomplete",
     }
     if trial_end_now:
         params["trial_end"] = "now"

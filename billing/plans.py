@@ -5,6 +5,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -72,14 +73,41 @@ def subscription_sync(*, subscription_id: str, source: str = "stripe") -> list[T
                 subscription_id=subscription_id, payment_method_id=card
             )
         mirror.object_mirror(subscription)
-        return _subscription_apply(subscription, source=source)
+        return _subscription_apply(
+            subscription, source=source, change_details=_change_money(subscription)
+        )
 
     _ran, transitions = object_sync(stripe_id=subscription_id, run=run)
     return transitions or []
 
 
+def _change_money(subscription: dict) -> dict | None:
+    """What the invoice of a plan change about to be applied charged or credited, for its
+    email; None when the plan does not change here or no paid switch invoice says so."""
+    customer = _customer_of(subscription)
+    current = CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
+    product = subscription_item(subscription)["price"]["product"]
+    if current is None or not current.is_live or product == f"plan_{current.plan.code}":
+        return None
+    invoice_id = _id(subscription.get("latest_invoice"))
+    invoice = gateway.object_retrieve(object_type="invoice", object_id=invoice_id)
+    if not invoice_id or not invoice:
+        return None
+    if invoice["billing_reason"] != "subscription_update" or invoice["status"] != "paid":
+        return None
+    starting, ending = invoice["starting_balance"] or 0, invoice["ending_balance"] or 0
+    return {
+        "charged": invoice["amount_paid"],
+        "credit_used": max(0, ending - starting),
+        "credited": max(0, starting - ending),
+        "currency": invoice["currency"],
+    }
+
+
 @transaction.atomic
-def _subscription_apply(subscription: dict, *, source: str) -> list[Transition]:
+def _subscription_apply(
+    subscription: dict, *, source: str, change_details: dict | None = None
+) -> list[Transition]:
     subscription_id = subscription["id"]
     status = STATUS_FROM_STRIPE.get(subscription["status"])
     customer = _customer_of(subscription)
@@ -98,6 +126,7 @@ def _subscription_apply(subscription: dict, *, source: str) -> list[Transition]:
         current_period_end=datetime.fromtimestamp(period_end, UTC) if period_end else None,
         cancel_at_period_end=bool(subscription["cancel_at_period_end"]),
         subscription_id=subscription_id,
+        change_details=change_details,
     )
     for transition in transitions:
         billing_entries_record(
@@ -213,11 +242,18 @@ def _live_plan(customer: Customer) -> CustomerPlan:
 
 @dataclass(frozen=True)
 class PlanChangePreview:
+    """What switching now is invoiced, from Stripe's preview of that invoice: `amount_due`
+    is what Stripe charges now (the total, tax included, less the account's credit)."""
+
     amount_due: int
     currency: str
     proration_date: int
     lines: list[tuple[str, int]]
     ends_trial: bool = False
+    total: int = 0
+    credit_used: int = 0  # of the account's credit, toward this invoice
+    credit_created: int = 0  # a downgrade's unused time, added to the account's credit
+    credit_left: int = 0  # the account's credit after this invoice
 
 
 def plan_change_ends_trial(*, current: CustomerPlan, plan: Plan) -> bool:
@@ -245,27 +281,28 @@ def plan_change_preview(*, customer: Customer, plan: Plan) -> PlanChangePreview:
         proration_date=proration_date,
         trial_end_now=ends_trial,
     )
-    if ends_trial:  # the whole invoice is issued now: the new plan's first period
-        lines = [(line["description"], line["amount"]) for line in invoice["lines"]["data"]]
-        return PlanChangePreview(
-            amount_due=invoice["amount_due"],
-            currency=invoice["currency"],
-            proration_date=proration_date,
-            lines=lines,
-            ends_trial=True,
-        )
-    # The preview is the next invoice: prorations and the next renewal. What the switch
-    # invoices at once is the prorations (Stripe marks them), with a credit kept, not paid.
-    prorations = [
-        (line["description"], line["amount"])
+    prorated = any(
+        ((line.get("parent") or {}).get("subscription_item_details") or {}).get("proration")
         for line in invoice["lines"]["data"]
-        if ((line.get("parent") or {}).get("subscription_item_details") or {}).get("proration")
-    ]
+    )
+    if not ends_trial and not prorated:
+        # Nothing is invoiced now (a switch within the trial, or to the same price): the
+        # preview is then the next renewal, which is not what this page prices.
+        return PlanChangePreview(
+            amount_due=0, currency=invoice["currency"], proration_date=proration_date, lines=[]
+        )
+    # The invoice issued at once: its own totals, as Stripe will charge them.
+    total, starting = invoice["total"], invoice.get("starting_balance") or 0
     return PlanChangePreview(
-        amount_due=max(0, sum(amount for _description, amount in prorations)),
+        amount_due=invoice["amount_due"],
         currency=invoice["currency"],
         proration_date=proration_date,
-        lines=prorations,
+        lines=[(line["description"], line["amount"]) for line in invoice["lines"]["data"]],
+        ends_trial=ends_trial,
+        total=total,
+        credit_used=min(-starting, total) if starting < 0 and total > 0 else 0,
+        credit_created=max(0, -total),
+        credit_left=max(0, -(total + starting)),
     )
 
 
@@ -278,23 +315,228 @@ def _price_id(plan: Plan) -> str:
     return price_id
 
 
+@dataclass(frozen=True)
+class PlanChangeResult:
+    """A switch is made, or waits for the customer to confirm its payment on Stripe's
+    invoice page (`pay_url`) until `expires_at`."""
+
+    applied: bool
+    pay_url: str = ""
+    amount_due: int = 0
+    currency: str = ""
+    expires_at: datetime | None = None
+
+
 def plan_change(
     *, customer: Customer, plan: Plan, proration_date: int, source: str = "portal"
-) -> list[Transition]:
-    """Switch now, at the moment the preview priced, with the proration invoiced at once.
-    `source` is who asked (the customer, or staff from the support page)."""
+) -> PlanChangeResult:
+    """Switch now, at the moment the preview priced, with the proration invoiced at once,
+    and only if it is paid: a decline raises PlanChangeDeclined with the plan as it was; a
+    card that needs authentication leaves the switch pending at Stripe until the invoice
+    is paid (the webhook then applies it) or it expires. `source` is who asked (the
+    customer, or staff from the support page)."""
     current = _live_plan(customer)
     if not PaymentMethod.objects.for_customer(customer).exists():
         raise CardNeeded()
     subscription = gateway.subscription_retrieve(subscription_id=current.subscription_id)
-    gateway.subscription_change_price(
-        subscription_id=current.subscription_id,
-        item_id=subscription_item(subscription)["id"],
-        price_id=_price_id(plan),
-        proration_date=proration_date,
-        trial_end_now=plan_change_ends_trial(current=current, plan=plan),
+    if subscription.get("pending_update"):  # an earlier switch still waiting: this one wins
+        _pending_change_drop(customer=customer, subscription=subscription, kind="withdrawn")
+    try:
+        subscription = gateway.subscription_change_price(
+            subscription_id=current.subscription_id,
+            item_id=subscription_item(subscription)["id"],
+            price_id=_price_id(plan),
+            proration_date=proration_date,
+            trial_end_now=plan_change_ends_trial(current=current, plan=plan),
+        )
+    except errors.PaymentDeclined as error:
+        held = gateway.subscription_retrieve(subscription_id=current.subscription_id)
+        _pending_change_drop(customer=customer, subscription=held, kind=None)
+        billing_entries_record(
+            customer_ids=[customer.customer_id],
+            kind="plan_change_declined",
+            source=source,
+            plan=plan.name,
+            plan_code=plan.code,
+            subscription=current.subscription_id,
+            decline_code=error.decline_code or "",
+        )
+        raise errors.PlanChangeDeclined(
+            f"{error.user_message} You are still on {current.plan.name}: the switch to "
+            f"{plan.name} was not made and nothing was charged.",
+            decline_code=error.decline_code,
+        ) from error
+    if subscription.get("pending_update"):
+        return _pending_change_record(
+            customer=customer, current=current, plan=plan, subscription=subscription,
+            source=source,
+        )  # fmt: skip
+    subscription_sync(subscription_id=current.subscription_id, source=source)
+    return PlanChangeResult(applied=True)
+
+
+def _id(value) -> str:
+    return value.get("id", "") if isinstance(value, dict) else (value or "")
+
+
+def _pending_change_record(
+    *, customer: Customer, current: CustomerPlan, plan: Plan, subscription: dict, source: str
+) -> PlanChangeResult:
+    """The bank wants the customer to confirm the payment: the switch waits at Stripe.
+    Recorded in the timeline (the plans page reads it from there) and emailed with the
+    link, in case the customer closes the invoice page."""
+    invoice = (
+        gateway.object_retrieve(
+            object_type="invoice", object_id=_id(subscription["latest_invoice"])
+        )
+        or {}
     )
-    return subscription_sync(subscription_id=current.subscription_id, source=source)
+    expires_at = subscription["pending_update"]["expires_at"]
+    details = {
+        "pay_url": invoice.get("hosted_invoice_url") or "",
+        "amount": invoice.get("amount_due") or 0,
+        "currency": invoice.get("currency") or plan.currency,
+        "expires_at": expires_at,
+    }
+    with transaction.atomic():
+        billing_entries_record(
+            customer_ids=[customer.customer_id],
+            kind="plan_change_pending",
+            source=source,
+            plan=plan.name,
+            plan_code=plan.code,
+            plan_name=plan.name,
+            subscription=subscription["id"],
+            invoice=_id(subscription["latest_invoice"]),
+            **details,
+        )
+        _plan_change_email(customer=customer, template="plan_change_pending", plan=plan,
+                           previous=current.plan, details=details)  # fmt: skip
+    return PlanChangeResult(
+        applied=False,
+        pay_url=details["pay_url"],
+        amount_due=details["amount"],
+        currency=details["currency"],
+        expires_at=datetime.fromtimestamp(expires_at, UTC),
+    )
+
+
+def _plan_change_email(
+    *, customer: Customer, template: str, plan: Plan, previous: Plan | None, details: dict
+) -> None:
+    from licensing import tasks
+
+    transaction.on_commit(
+        partial(
+            tasks.plan_email_send.delay,
+            customer_id=customer.customer_id,
+            template=template,
+            plan_code=plan.code,
+            previous_plan_code=previous.code if previous else "",
+            details=details,
+        )
+    )
+
+
+def _pending_change_drop(*, customer: Customer, subscription: dict, kind: str | None) -> None:
+    """Void the open invoice of a switch that waits for its payment, so nobody pays it
+    later (the pending update goes with it). Best effort: unvoided, Stripe drops the
+    update within 23 hours anyway."""
+    invoice_id = _id(subscription.get("latest_invoice"))
+    if not subscription.get("pending_update") or not invoice_id:
+        return
+    try:
+        gateway.invoice_void(invoice_id=invoice_id)
+    except errors.BillingError:
+        logger.warning("Could not void invoice %s of a held plan change", invoice_id)
+        return
+    pending = pending_plan_change(customer=customer)
+    if kind and pending is not None:
+        billing_entries_record(
+            customer_ids=[customer.customer_id],
+            kind=f"plan_change_{kind}",
+            source="portal",
+            plan=pending.plan_name,
+            plan_code=pending.plan_code,
+            subscription=subscription["id"],
+        )
+
+
+# The timeline entries that open and close a switch waiting for its payment.
+PENDING_CHANGE_KINDS = (
+    "plan_change_pending",
+    "plan_change_withdrawn",
+    "plan_change_expired",
+    "plan_change_declined",
+    "plan_changed",
+)
+
+
+@dataclass(frozen=True)
+class PendingPlanChange:
+    plan_name: str
+    plan_code: str
+    pay_url: str
+    amount: int
+    currency: str
+    expires_at: datetime
+
+
+def pending_plan_change(
+    *, customer: Customer, now: datetime | None = None
+) -> PendingPlanChange | None:
+    """The switch that waits for the customer to confirm its payment, if any (one query)."""
+    last = (
+        Entry.objects.filter(customer=customer, kind__in=PENDING_CHANGE_KINDS)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    now = now or timezone.now()
+    if last is None or last.kind != "plan_change_pending":
+        return None
+    if last.data.get("expires_at", 0) <= now.timestamp():
+        return None
+    data = last.data
+    return PendingPlanChange(
+        plan_name=data.get("plan_name", ""),
+        plan_code=data.get("plan_code", ""),
+        pay_url=data.get("pay_url", ""),
+        amount=data.get("amount", 0),
+        currency=data.get("currency", ""),
+        expires_at=datetime.fromtimestamp(data["expires_at"], UTC),
+    )
+
+
+def plan_change_expired(*, subscription_id: str) -> None:
+    """Stripe dropped a switch whose payment was not made in time: the plan stays (the sync
+    confirms it) and the customer is told, once per pending switch."""
+    subscription = gateway.subscription_retrieve(subscription_id=subscription_id)
+    customer = _customer_of(subscription)
+    subscription_sync(subscription_id=subscription_id)
+    if customer is None:
+        return
+    with transaction.atomic():
+        Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        last = (
+            Entry.objects.filter(customer=customer, kind__in=PENDING_CHANGE_KINDS)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if last is None or last.kind != "plan_change_pending":
+            return  # already told, withdrawn or applied
+        plan = Plan.objects.filter(code=last.data.get("plan_code", "")).first()
+        current = CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
+        billing_entries_record(
+            customer_ids=[customer.customer_id],
+            kind="plan_change_expired",
+            source="stripe",
+            plan=plan.name if plan else "",
+            plan_code=last.data.get("plan_code", ""),
+            subscription=subscription_id,
+        )
+        if plan is not None:
+            _plan_change_email(customer=customer, template="plan_change_expired", plan=plan,
+                               previous=current.plan if current else None, details={})  # fmt: skip
 
 
 def plan_cancel_at_period_end(

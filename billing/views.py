@@ -26,6 +26,7 @@ from accounts.decorators import email_verified_required
 from accounts.models import Membership
 from accounts.selectors import current_membership
 from audit.models import Entry
+from billing_portal.money import money_format
 from licensing import spend
 from licensing.models import CustomerPlan, Plan, PlanFeature
 from licensing.selectors import customer_feature_use
@@ -358,6 +359,7 @@ def plans(request):
             "current": current if current and current.is_live else None,
             "ended": current if current and not current.is_live else None,
             "attempt": uuid.uuid4().hex,
+            "pending": plan_services.pending_plan_change(customer=request.customer),
         },
     )
 
@@ -422,14 +424,21 @@ def plan_change(request, code: str):
             proration_date = signing.loads(
                 request.POST.get("proration", ""), salt=PRORATION_SALT, max_age=3600
             )
-            plan_services.plan_change(
+            result = plan_services.plan_change(
                 customer=request.customer, plan=plan, proration_date=proration_date
             )
         except signing.BadSignature:
             messages.error(request, "That preview has expired; please check the new price again.")
             return redirect("billing:plan_change", code=plan.code)
+        except errors.PlanChangeDeclined as error:
+            # Back to the switch page, with why: the customer can change cards and retry.
+            messages.error(request, error.user_message)
+            return redirect("billing:plan_change", code=plan.code)
         except errors.BillingError as error:
             return _plans_error(request, error)
+        if not result.applied:
+            messages.info(request, _pending_message(plan, result))
+            return redirect(result.pay_url or "billing:plans")
         messages.success(request, f"You are now on {plan.name}.")
         return redirect("billing:plans")
 
@@ -445,7 +454,16 @@ def plan_change(request, code: str):
             "current": request.customer.plan,
             "preview": preview,
             "proration": signing.dumps(preview.proration_date, salt=PRORATION_SALT),
+            "pending": plan_services.pending_plan_change(customer=request.customer),
         },
+    )
+
+
+def _pending_message(plan: Plan, result: plan_services.PlanChangeResult) -> str:
+    amount = money_format(result.amount_due, result.currency)
+    return (
+        f"Your bank asks you to confirm the payment of {amount}. The switch to {plan.name} "
+        "applies once it is paid; until then your plan stays as it is."
     )
 
 

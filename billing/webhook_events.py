@@ -15,6 +15,8 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
+    # A plan change that waited for its payment was dropped: the customer is told.
+    "customer.subscription.pending_update_expired",
     # The Stripe customer: its default card changes, and a deletion purges its mirror.
     "customer.created",
     "customer.updated",

@@ -29,6 +29,10 @@ def on_subscription_changed(event: StripeEvent) -> None:
     plans.subscription_sync(subscription_id=event.object_id)
 
 
+def on_subscription_pending_update_expired(event: StripeEvent) -> None:
+    plans.plan_change_expired(subscription_id=event.object_id)
+
+
 def on_invoice_created(event: StripeEvent) -> None:
     """A renewal's draft: held, our closed cycle's lines synced onto it, finalized only
     when its total is our ledger's."""
@@ -78,6 +82,7 @@ REACTIONS: dict[str, Callable[[StripeEvent], None]] = {
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_changed,
+    "customer.subscription.pending_update_expired": on_subscription_pending_update_expired,
     "invoice.created": on_invoice_created,
     "invoice.finalized": on_invoice_finalized,
     "invoice.payment_failed": on_invoice_payment_failed,

@@ -2,8 +2,11 @@
 these; they import neither the services nor the tasks, so imports go one way:
 services and licenses → tasks → notifications."""
 
+from datetime import UTC, datetime
+
 from accounts.emails import email_send
 from accounts.models import Customer, Membership
+from billing_portal.money import money_format
 
 from .models import CustomerPlan, License, Plan, SpendCapCrossing
 
@@ -23,15 +26,24 @@ def plan_email_send(
     plan_code: str,
     previous_plan_code: str = "",
     previous_status: str = "",
+    details: dict | None = None,
 ) -> None:
     """Tell the account's owners and billing members what happened to their plan. A change
     names the plan it came from, so its email can say what the switch did: nothing charged
-    in a trial, the trial ended, the difference charged (upgrade) or credited (downgrade)."""
+    in a trial, the trial ended, the difference charged (upgrade) or credited (downgrade).
+    `details` are what billing knows of the money (amounts in minor units, with their
+    `currency`, shown formatted) and of a switch waiting for its payment (`pay_url`,
+    `expires_at` as a timestamp)."""
     customer = Customer.objects.get(pk=customer_id)
     plan = Plan.objects.get(code=plan_code)
     customer_plan = CustomerPlan.objects.filter(customer=customer).first()
     previous_plan = Plan.objects.filter(code=previous_plan_code).first()
-    context = {"customer": customer, "plan": plan, "customer_plan": customer_plan}
+    context = {
+        "customer": customer,
+        "plan": plan,
+        "customer_plan": customer_plan,
+        "details": _details_shown(details or {}),
+    }
     if previous_plan is not None:
         is_trialing = customer_plan is not None and customer_plan.status == "trialing"
         change = _change_kind(
@@ -43,6 +55,18 @@ def plan_email_send(
         context.update(previous_plan=previous_plan, change=change)
     for email in customer_billing_contacts(customer=customer):
         email_send(to=email, template=template, context=context)
+
+
+def _details_shown(details: dict) -> dict:
+    """Amounts formatted for people; `expires_at` as a datetime."""
+    shown = dict(details)
+    currency = details.get("currency", "")
+    for key in ("amount", "charged", "credit_used", "credited"):
+        if key in details:
+            shown[f"{key}_shown"] = money_format(details[key], currency)
+    if details.get("expires_at"):
+        shown["expires_at"] = datetime.fromtimestamp(details["expires_at"], UTC)
+    return shown
 
 
 def _change_kind(*, previous_plan: Plan, plan: Plan, was_trialing: bool, is_trialing: bool) -> str:

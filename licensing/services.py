@@ -120,10 +120,12 @@ def customer_plan_apply(
     current_period_end: datetime | None,
     cancel_at_period_end: bool,
     subscription_id: str,
+    change_details: dict | None = None,
 ) -> list[Transition]:
     """Make the customer's plan say what their subscription says now, and return what
     changed. Applying the same state twice changes nothing, so duplicate webhooks are
-    harmless; a late event of an older subscription never overrides a live newer one."""
+    harmless; a late event of an older subscription never overrides a live newer one.
+    `change_details` (what a plan change charged or credited) goes to its email."""
     Customer.objects.select_for_update().filter(pk=customer.pk).first()
     current = CustomerPlan.objects.filter(customer=customer).first()
     past_due_since = None
@@ -195,7 +197,11 @@ def customer_plan_apply(
                     customer_id=customer.customer_id,
                     template=str(transition),
                     plan_code=plan.code,
-                    **(before if transition == Transition.CHANGED else {}),
+                    **(
+                        {**before, "details": change_details or {}}
+                        if transition == Transition.CHANGED
+                        else {}
+                    ),
                 )
             )
     return transitions

@@ -20,6 +20,7 @@ def plan_email_send(
     plan_code: str,
     previous_plan_code: str = "",
     previous_status: str = "",
+    details: dict | None = None,
 ) -> None:
     notifications.plan_email_send(
         customer_id=customer_id,
@@ -27,6 +28,7 @@ def plan_email_send(
         plan_code=plan_code,
         previous_plan_code=previous_plan_code,
         previous_status=previous_status,
+        details=details,
     )
 
 

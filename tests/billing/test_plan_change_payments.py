@@ -173,3 +173,107 @@ def test_a_declined_switch_leaves_the_plan_with_the_reason_on_the_page(
     kinds = list(Entry.objects.filter(customer=customer).values_list("kind", flat=True))
     assert "plan_change_declined" in kinds and "plan_changed" not in kinds
     assert PaymentMethod.objects.for_customer(customer).count() == 2
+
+
+def _authentication_cards_missing() -> bool:
+    from stripe_emulator.cards import card_for_token
+
+    return card_for_token("pm_card_authenticationRequired") is None
+
+
+needs_authentication = pytest.mark.skipif(
+    _authentication_cards_missing(),
+    reason="the emulator's pm_card_authenticationRequired (issue 12 contract items 2 and 3)",
+)
+
+
+def confirming_bank(client, stripe_emulator) -> str:
+    """The primary card from now on: every charge needs the customer's authentication."""
+    from tests.billing.test_cards import add_card
+
+    card = add_card(client, stripe_emulator, "pm_card_authenticationRequired")
+    client.post(reverse("billing:payment_method_make_primary", args=[card]))
+    stripe_emulator.deliver()
+    return card
+
+
+def pay_on_hosted_page(stripe_emulator, url: str, token: str = "pm_card_visa"):
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path
+    return stripe_emulator.http.dispatch("POST", url, {}, f"payment_method={token}"), path
+
+
+@needs_authentication
+def test_authentication_sends_to_the_hosted_page_and_the_switch_applies_once_paid(
+    signed_in_client,
+    membership,
+    stripe_emulator,
+    stripe_client,
+    clock,  # noqa: F811
+):
+    customer = membership.customer
+    plan = subscribed(signed_in_client, membership, stripe_emulator, clock, "starter")
+    confirming_bank(signed_in_client, stripe_emulator)
+    mail.outbox.clear()
+
+    page, response = switch(signed_in_client, "pro")
+    assert "the switch applies once it is paid" in page.content.decode()
+    stripe_emulator.deliver()
+
+    held = latest_switch_invoice(stripe_client, plan.subscription_id)
+    assert response.status_code == 302 and response.url == held.hosted_invoice_url
+    assert held.status == "open"
+    assert plan_code(customer) == "starter"
+    assert stripe_product(stripe_client, plan.subscription_id) == "plan_starter"
+    plans_page = signed_in_client.get(PLANS_URL).content.decode()
+    assert "Your switch to <strong>Pro</strong> waits for your payment" in plans_page
+    assert held.hosted_invoice_url in plans_page
+    [pending] = [m for m in mail.outbox if m.subject.startswith("Confirm your payment")]
+    assert held.hosted_invoice_url in pending.body
+    assert "applies as soon as the payment is made" in pending.body
+
+    answer, _path = pay_on_hosted_page(stripe_emulator, held.hosted_invoice_url)
+    assert answer.status == 200
+    stripe_emulator.deliver()
+
+    assert plan_code(customer) == "pro"
+    assert stripe_client.v1.invoices.retrieve(held.id).status == "paid"
+    assert len([m for m in mail.outbox if m.subject == "You are now on the Pro plan"]) == 1
+    kinds = list(Entry.objects.filter(customer=customer).values_list("kind", flat=True))
+    assert kinds.count("plan_changed") == 1 and "plan_change_pending" in kinds
+    assert "waits for your payment" not in signed_in_client.get(PLANS_URL).content.decode()
+    stripe_emulator.deliver()  # nothing more: the change was applied once
+    assert len([m for m in mail.outbox if m.subject == "You are now on the Pro plan"]) == 1
+
+
+@needs_authentication
+def test_a_switch_never_confirmed_expires_the_plan_stays_and_the_customer_is_told(
+    signed_in_client,
+    membership,
+    stripe_emulator,
+    stripe_client,
+    clock,  # noqa: F811
+):
+    customer = membership.customer
+    plan = subscribed(signed_in_client, membership, stripe_emulator, clock, "starter")
+    confirming_bank(signed_in_client, stripe_emulator)
+    made_at = stripe_client.v1.test_helpers.test_clocks.retrieve(clock.id).frozen_time
+    switch(signed_in_client, "pro")
+    stripe_emulator.deliver()
+    held = latest_switch_invoice(stripe_client, plan.subscription_id)
+    mail.outbox.clear()
+
+    stripe_emulator.advance_clock(clock.id, made_at + 22 * 3600)
+    assert stripe_client.v1.subscriptions.retrieve(plan.subscription_id).pending_update
+    assert not [m for m in mail.outbox if "was not made" in m.subject]
+    stripe_emulator.advance_clock(clock.id, made_at + 24 * 3600)
+
+    assert plan_code(customer) == "starter"
+    subscription = stripe_client.v1.subscriptions.retrieve(plan.subscription_id)
+    assert (subscription.pending_update, subscription.status) == (None, "active")
+    assert stripe_client.v1.invoices.retrieve(held.id).status == "void"
+    [told] = [m for m in mail.outbox if m.subject == "Your switch to the Pro plan was not made"]
+    assert "You stay on the Starter plan" in told.body
+    assert Entry.objects.filter(customer=customer, kind="plan_change_expired").count() == 1
+    assert "waits for your payment" not in signed_in_client.get(PLANS_URL).content.decode()

@@ -370,7 +370,13 @@ def _payment_error(ctx: Context, invoice: Obj) -> StripeError:
     for intent in (i for i in intents if i is not None):
         error = intent.get("last_payment_error")
         if intent["status"] == "requires_payment_method" and error:
-            return card_declined(error.get("decline_code") or "generic_decline", error["message"])
+            return StripeError(
+                402,
+                error["message"],
+                type="card_error",
+                code=error.get("code") or "card_declined",
+                decline_code=error.get("decline_code") or "generic_decline",
+            )
     if any(i is not None and i["status"] == "requires_action" for i in intents):
         return StripeError(
             402,

@@ -205,6 +205,43 @@ def test_the_plan_changed_email_says_what_the_switch_did(
 
 
 @pytest.mark.parametrize(
+    ("before", "after", "details", "says", "never"),
+    [
+        ("starter", "pro", {"charged": 1500, "credit_used": 0, "credited": 0},
+         "was charged to your primary card: €15.00.", "credit"),
+        ("starter", "pro", {"charged": 500, "credit_used": 1000, "credited": 0},
+         "charged to your primary card: €5.00, after €10.00 of your account credit", "credited"),
+        ("starter", "pro", {"charged": 0, "credit_used": 1500, "credited": 0},
+         "paid from your account credit (€15.00): nothing was charged to your card",
+         "charged to your primary"),
+        ("pro", "starter", {"charged": 0, "credit_used": 0, "credited": 2000},
+         "price for the rest of this period, €20.00, was credited to your account", "charged to"),
+    ],
+)  # fmt: skip
+def test_the_plan_changed_email_says_what_the_invoice_charged_or_credited(
+    membership, plans, django_capture_on_commit_callbacks, before, after, details, says, never
+):
+    customer = membership.customer
+    apply(customer, plans[before], "active")
+    mail.outbox.clear()
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_plan_apply(
+            customer=customer,
+            plan=plans[after],
+            status="active",
+            current_period_start=now,
+            current_period_end=now + timedelta(days=30),
+            cancel_at_period_end=False,
+            subscription_id="sub_wording",
+            change_details={**details, "currency": "eur"},
+        )
+    [email] = [m for m in mail.outbox if m.subject.startswith("You are now on")]
+    assert says in email.body
+    assert never not in email.body
+
+
+@pytest.mark.parametrize(
     ("status", "says", "never"),
     [
         ("active", "The first payment was charged to your card", "trial"),

@@ -204,6 +204,35 @@ def pay_on_hosted_page(stripe_emulator, url: str, token: str = "pm_card_visa"):
     return stripe_emulator.http.dispatch("POST", url, {}, f"payment_method={token}"), path
 
 
+def test_the_plan_pages_queries_do_not_grow_with_the_timeline(
+    signed_in_client,
+    membership,
+    stripe_emulator,
+    django_assert_max_num_queries,
+    clock,  # noqa: F811
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.ledger import billing_entries_record
+
+    subscribed(signed_in_client, membership, stripe_emulator, clock, "starter")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert signed_in_client.get(PLANS_URL).status_code == 200
+        return len(captured)
+
+    few = queries()
+    for kind in ["plan_change_pending", "plan_change_declined"] * 15:
+        billing_entries_record(
+            customer_ids=[membership.customer.customer_id], kind=kind, source="portal",
+            plan="Pro", plan_code="pro", expires_at=0,
+        )  # fmt: skip
+    with django_assert_max_num_queries(few):
+        signed_in_client.get(PLANS_URL)
+
+
 @needs_authentication
 def test_authentication_sends_to_the_hosted_page_and_the_switch_applies_once_paid(
     signed_in_client,

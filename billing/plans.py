@@ -339,7 +339,12 @@ def plan_change(
     if not PaymentMethod.objects.for_customer(customer).exists():
         raise CardNeeded()
     subscription = gateway.subscription_retrieve(subscription_id=current.subscription_id)
-    if subscription.get("pending_update"):  # an earlier switch still waiting: this one wins
+    pending = subscription.get("pending_update")
+    if pending and _pending_price(pending) == _price_id(plan):
+        # The same switch again (a second click, a second tab): it still waits for the
+        # same payment, which voiding would lose.
+        return _pending_change_result(subscription=subscription, plan=plan)
+    if pending:  # an earlier switch to another plan still waiting: this one wins
         _pending_change_drop(customer=customer, subscription=subscription, kind="withdrawn")
     try:
         subscription = gateway.subscription_change_price(
@@ -373,6 +378,28 @@ def plan_change(
         )  # fmt: skip
     subscription_sync(subscription_id=current.subscription_id, source=source)
     return PlanChangeResult(applied=True)
+
+
+def _pending_price(pending_update: dict) -> str:
+    items = pending_update.get("subscription_items") or []
+    price = (items[0].get("price") if items else None) or ""
+    return _id(price)
+
+
+def _pending_change_result(*, subscription: dict, plan: Plan) -> PlanChangeResult:
+    invoice = (
+        gateway.object_retrieve(
+            object_type="invoice", object_id=_id(subscription["latest_invoice"])
+        )
+        or {}
+    )
+    return PlanChangeResult(
+        applied=False,
+        pay_url=invoice.get("hosted_invoice_url") or "",
+        amount_due=invoice.get("amount_due") or 0,
+        currency=invoice.get("currency") or plan.currency,
+        expires_at=datetime.fromtimestamp(subscription["pending_update"]["expires_at"], UTC),
+    )
 
 
 def _id(value) -> str:

@@ -261,6 +261,12 @@ def test_authentication_sends_to_the_hosted_page_and_the_switch_applies_once_pai
     [pending] = [m for m in mail.outbox if m.subject.startswith("Confirm your payment")]
     assert held.hosted_invoice_url in pending.body
     assert "applies as soon as the payment is made" in pending.body
+    # A second click on the same switch keeps the same payment waiting.
+    again = signed_in_client.post(
+        reverse("billing:plan_change", args=["pro"]), {"proration": page.context["proration"]}
+    )
+    assert again.url == held.hosted_invoice_url
+    assert stripe_client.v1.invoices.retrieve(held.id).status == "open"
 
     answer, _path = pay_on_hosted_page(stripe_emulator, held.hosted_invoice_url)
     assert answer.status == 200

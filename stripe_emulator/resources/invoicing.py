@@ -682,6 +682,7 @@ def _pending_update_apply(ctx: Context, invoice: Obj) -> None:
     subscription.update(pending["fields"])
     pending_update_clear(ctx, subscription)
     ctx.emit("customer.subscription.updated", subscription, before)
+    ctx.emit("customer.subscription.pending_update_applied", subscription)
 
 
 def _invoice_payment(ctx: Context, invoice: Obj, intent: Obj, *, status: str) -> Obj:

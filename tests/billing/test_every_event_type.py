@@ -192,6 +192,19 @@ def back_office(stripe_emulator, stripe_client) -> dict[str, str]:
             },
         )
     stripe_emulator.advance_clock(clock.id, clock.frozen_time + DAY)
+    # Declined again, then paid with another card: the held change applies.
+    with pytest.raises(stripe.CardError):
+        api.subscriptions.update(
+            held.id,
+            {
+                "items": [{"id": held["items"].data[0].id, "price": prices["pro_monthly"]}],
+                "proration_behavior": "always_invoice",
+                "payment_behavior": "pending_if_incomplete",
+            },
+        )
+    api.invoices.pay(
+        api.subscriptions.retrieve(held.id).latest_invoice, {"payment_method": card.id}
+    )
 
     gone = api.customers.create({"email": "gone@example.com"})
     api.customers.delete(gone.id)

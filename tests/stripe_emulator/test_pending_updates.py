@@ -112,7 +112,9 @@ def test_a_declined_pending_update_answers_402_and_changes_nothing_until_paid(
     applied = api.subscriptions.retrieve(subscription.id)
     assert (applied.pending_update, _price_of(api, subscription.id)) == (None, high.id)
     assert applied.status == "active"
-    assert "customer.subscription.pending_update_expired" not in _event_types(in_process)
+    types = _event_types(in_process)
+    assert types.count("customer.subscription.pending_update_applied") == 1
+    assert "customer.subscription.pending_update_expired" not in types
 
 
 def _now(api: Any, subscription: Any) -> int:

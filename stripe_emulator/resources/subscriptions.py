@@ -19,6 +19,7 @@ from stripe_emulator.timeutil import DAY, add_interval
 
 from .common import UNSET, assign, created_filter
 from .invoicing import (
+    REQUIRES_ACTION_MESSAGE,
     invoice_finalize,
     invoice_open,
 )
@@ -285,9 +286,10 @@ def subscription_update(ctx: Context, params: dict[str, Any], subscription: str)
         raise error
     if unpaid is not None and behavior == "pending_if_incomplete":
         _hold(ctx, found, held, unpaid, params)
-        decline = _payment_error(ctx, unpaid)
-        if decline.type != "card_error":
-            decline = None  # authentication required: answered 200, with pending_update
+        error = _payment_error(ctx, unpaid)
+        # A decline answers 402; authentication required (or no card) answers 200, the
+        # subscription showing its pending_update.
+        decline = error if error.decline_code else None
     if unpaid is not None and behavior == "default_incomplete" and unpaid["amount_due"] > 0:
         found["status"] = "past_due"  # until the invoice's payment is confirmed
     ctx.store.touch(found)
@@ -377,11 +379,13 @@ def _payment_error(ctx: Context, invoice: Obj) -> StripeError:
                 code=error.get("code") or "card_declined",
                 decline_code=error.get("decline_code") or "generic_decline",
             )
-    if any(i is not None and i["status"] == "requires_action" for i in intents):
+    for intent in (i for i in intents if i is not None and i["status"] == "requires_action"):
         return StripeError(
             402,
-            "This payment requires additional user action before it can be completed successfully.",
+            REQUIRES_ACTION_MESSAGE,
+            type="card_error",
             code="invoice_payment_intent_requires_action",
+            extra={"payment_intent": render(ctx.store, intent)},
         )
     return invalid_request(
         "This customer has no attached payment source or default payment method. "

@@ -272,3 +272,45 @@ def test_the_preview_of_an_immediate_invoice_meets_the_customers_credit(api: Any
     invoice = api.invoices.retrieve(updated.latest_invoice)
     assert (invoice.status, invoice.amount_paid) == ("paid", preview.amount_due)
     assert api.customers.retrieve(customer.id).balance == preview.ending_balance
+
+
+def _needs_authentication(api: Any, customer: Any) -> Any:
+    card = api.payment_methods.attach("pm_card_authenticationRequired", {"customer": customer.id})
+    api.customers.update(customer.id, {"invoice_settings": {"default_payment_method": card.id}})
+    return card
+
+
+def test_a_pending_update_needing_authentication_answers_200_and_applies_once_confirmed(
+    api: Any, in_process: InProcessHarness
+) -> None:
+    customer, _clock, subscription, low, high = _subscribed(api)
+    _needs_authentication(api, customer)
+
+    held = _upgrade(api, subscription, high)
+
+    assert held.pending_update is not None
+    assert (held.status, held["items"].data[0].price.id) == ("active", low.id)
+    invoice = api.invoices.retrieve(held.latest_invoice)
+    assert invoice.status == "open"
+    assert "invoice.payment_action_required" in _event_types(in_process)
+
+    answer = in_process.http.dispatch(
+        "POST", invoice.hosted_invoice_url, {}, "authenticate=complete"
+    )
+    assert answer.status == 200
+    applied = api.subscriptions.retrieve(subscription.id)
+    assert (applied.pending_update, _price_of(api, subscription.id)) == (None, high.id)
+    assert api.invoices.retrieve(invoice.id).status == "paid"
+
+
+def test_error_if_incomplete_refuses_a_payment_needing_authentication(api: Any) -> None:
+    customer, _clock, subscription, low, high = _subscribed(api)
+    _needs_authentication(api, customer)
+
+    with pytest.raises(stripe.StripeError) as refused:
+        _upgrade(api, subscription, high, payment_behavior="error_if_incomplete")
+
+    assert refused.value.http_status == 402
+    assert refused.value.code == "invoice_payment_intent_requires_action"
+    assert _price_of(api, subscription.id) == low.id
+    assert api.subscriptions.retrieve(subscription.id).pending_update is None

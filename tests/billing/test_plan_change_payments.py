@@ -298,3 +298,34 @@ def test_a_switch_never_confirmed_expires_the_plan_stays_and_the_customer_is_tol
     assert "You stay on the Starter plan" in told.body
     assert Entry.objects.filter(customer=customer, kind="plan_change_expired").count() == 1
     assert "waits for your payment" not in signed_in_client.get(PLANS_URL).content.decode()
+
+
+def test_a_declined_switch_that_would_end_the_trial_keeps_the_trial(
+    signed_in_client,
+    membership,
+    stripe_emulator,
+    stripe_client,
+    clock,  # noqa: F811
+):
+    from tests.billing.test_cards import add_card
+
+    customer = membership.customer
+    upgrade(signed_in_client, stripe_emulator, "starter")  # the portal trial carries over
+    stripe_emulator.deliver()
+    plan = CustomerPlan.objects.get(customer=customer)
+    assert plan.status == "trialing"
+    failing = add_card(signed_in_client, stripe_emulator, "pm_card_mastercard")
+    stripe_emulator.emulator.card_behavior_set(failing, decline_code="insufficient_funds")
+    signed_in_client.post(reverse("billing:payment_method_make_primary", args=[failing]))
+    stripe_emulator.deliver()
+
+    _page, response = switch(signed_in_client, "business")  # no trial: it would end it
+    text = signed_in_client.get(response.url).content.decode()
+    stripe_emulator.deliver()
+
+    assert "insufficient funds" in text.lower() and "You are still on Starter" in text
+    after = CustomerPlan.objects.get(customer=customer)
+    assert (after.plan.code, after.status) == ("starter", "trialing")
+    subscription = stripe_client.v1.subscriptions.retrieve(plan.subscription_id)
+    assert (subscription.status, subscription.pending_update) == ("trialing", None)
+    assert subscription.trial_end == int(plan.current_period_end.timestamp())

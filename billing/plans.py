@@ -90,8 +90,10 @@ def _change_money(subscription: dict) -> dict | None:
     if current is None or not current.is_live or product == f"plan_{current.plan.code}":
         return None
     invoice_id = _id(subscription.get("latest_invoice"))
+    if not invoice_id:
+        return None
     invoice = gateway.object_retrieve(object_type="invoice", object_id=invoice_id)
-    if not invoice_id or not invoice:
+    if not invoice:
         return None
     if invoice["billing_reason"] != "subscription_update" or invoice["status"] != "paid":
         return None

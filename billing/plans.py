@@ -253,6 +253,7 @@ class PlanChangePreview:
     lines: list[tuple[str, int]]
     ends_trial: bool = False
     total: int = 0
+    tax: int = 0  # included in `total`; the lines are before tax
     credit_used: int = 0  # of the account's credit, toward this invoice
     credit_created: int = 0  # a downgrade's unused time, added to the account's credit
     credit_left: int = 0  # the account's credit after this invoice
@@ -302,6 +303,7 @@ def plan_change_preview(*, customer: Customer, plan: Plan) -> PlanChangePreview:
         lines=[(line["description"], line["amount"]) for line in invoice["lines"]["data"]],
         ends_trial=ends_trial,
         total=total,
+        tax=sum(tax["amount"] for tax in invoice.get("total_taxes") or []),
         credit_used=min(-starting, total) if starting < 0 and total > 0 else 0,
         credit_created=max(0, -total),
         credit_left=max(0, -(total + starting)),

@@ -329,3 +329,42 @@ def test_a_declined_switch_that_would_end_the_trial_keeps_the_trial(
     subscription = stripe_client.v1.subscriptions.retrieve(plan.subscription_id)
     assert (subscription.status, subscription.pending_update) == ("trialing", None)
     assert subscription.trial_end == int(plan.current_period_end.timestamp())
+
+
+def test_the_preview_adds_tax_and_takes_the_credit_from_stripes_totals(
+    signed_in_client,
+    membership,
+    stripe_emulator,
+    stripe_client,
+    monkeypatch,
+    clock,  # noqa: F811
+):
+    """The emulator has no tax: Stripe's preview invoice, as the gateway returns it, with
+    a tax and a credit larger than the total (the one patch of the gateway here)."""
+    from billing import gateway
+
+    subscribed(signed_in_client, membership, stripe_emulator, clock, "starter")
+    previewed = {
+        "currency": "eur",
+        "total": 1210,
+        "amount_due": 0,
+        "starting_balance": -1500,
+        "total_taxes": [{"amount": 210, "taxability_reason": "standard_rated"}],
+        "lines": {"data": [
+            {"description": "Unused time on Starter", "amount": -600,
+             "parent": {"subscription_item_details": {"proration": True}}},
+            {"description": "Remaining time on Pro", "amount": 1600,
+             "parent": {"subscription_item_details": {"proration": True}}},
+        ]},
+    }  # fmt: skip
+    monkeypatch.setattr(gateway, "subscription_change_preview", lambda **_: previewed)
+
+    page = signed_in_client.get(reverse("billing:plan_change", args=["pro"]))
+
+    preview = page.context["preview"]
+    assert (preview.amount_due, preview.tax, preview.total) == (0, 210, 1210)
+    assert (preview.credit_used, preview.credit_left, preview.credit_created) == (1210, 290, 0)
+    text = page.content.decode()
+    assert 'id="tax">€2.10<' in text and 'id="credit-used">\N{MINUS SIGN}€12.10<' in text
+    assert 'id="amount-due">€0.00<' in text
+    assert "keeps €2.90 of credit" in text

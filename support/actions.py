@@ -305,10 +305,16 @@ class PlanForm(ReasonForm):
 
 def plan_change(customer: Customer, staff, data: dict) -> Done:
     plan = data["plan"]
-    plans.plan_change(
+    result = plans.plan_change(
         customer=customer, plan=plan, proration_date=int(timezone.now().timestamp()),
         source="staff",
     )  # fmt: skip
+    if not result.applied:  # the customer's bank wants them to confirm the payment first
+        return Done(
+            f"Switch to {plan.name} waits for the customer to confirm the payment (emailed "
+            "with the link); it applies once paid",
+            {"plan_code": plan.code, "pay_url": result.pay_url},
+        )
     return Done(f"Plan changed to {plan.name}", {"plan_code": plan.code})
 
 

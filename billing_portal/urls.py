@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -37,3 +38,6 @@ urlpatterns = [
         name="api_customer_invoices",
     ),
 ]
+
+if settings.BENCH_NOOP_VIEW:
+    urlpatterns.append(path("bench/noop", views.bench_noop))

@@ -3,6 +3,7 @@
 cannot do itself as it depends on nothing of ours."""
 
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
@@ -56,3 +57,9 @@ def signup(request):
             signup_attempt_report(email=form.cleaned_data["email"])
         return redirect("signup_done")
     return render(request, "accounts/signup.html", {"form": form})
+
+
+def bench_noop(request):
+    """Nothing but the middleware: what `make bench` compares check-access with (mounted
+    only with BENCH_NOOP_VIEW)."""
+    return HttpResponse(b"{}", content_type="application/json")

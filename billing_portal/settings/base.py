@@ -86,6 +86,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "billing_portal.urls"
+# `bench/http_compare.py` turns this on: GET /bench/noop answers `{}` through the whole
+# middleware stack, to measure the server itself beside check-access.
+BENCH_NOOP_VIEW = env.bool("BENCH_NOOP_VIEW", default=False)
 WSGI_APPLICATION = "billing_portal.wsgi.application"
 
 TEMPLATES = [

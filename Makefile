@@ -46,7 +46,11 @@ simulate-recovery: $(INSTALLED)
 	SIMULATE_RECOVERY=$(SIMULATE_RECOVERY) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 		tests/billing/test_simulation.py -k failed_renewals
 
+# check-access beside a no-op view over HTTP (PostgreSQL, production settings, wrk): the
+# default server; HTTP_BENCH_ARGS="--server all --access-log both" compares every shape.
+HTTP_BENCH_ARGS ?=
 bench: $(INSTALLED)
+	$(BIN)/python bench/http_compare.py $(HTTP_BENCH_ARGS)
 	$(BIN)/python bench/portal_bench.py
 	$(BIN)/python bench/invoice_sync_bench.py
 	$(BIN)/python -m stripe_emulator.bench

@@ -615,8 +615,8 @@ def compare(server: Server, access_log: bool, args, context: dict) -> dict:
         }
         try:
             for connections in args.connections:
-                for url, script in endpoints.values():  # warm up: connections, caches
-                    wrk_run(context["wrk"], url, connections, args.warmup, script)
+                for url, script in endpoints.values() if args.warmup else ():
+                    wrk_run(context["wrk"], url, connections, args.warmup, script)  # warm up
                 runs: dict[str, list[Run]] = {name: [] for name in endpoints}
                 for round_ in range(args.rounds):
                     # Alternate, and swap the order every round, so drift hits both alike.
@@ -709,7 +709,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=10, help="each measured run")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each endpoint")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds, before each level")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds before each level; 0: none")
     parser.add_argument(
         "--connections", default="4,16", type=lambda v: [int(c) for c in v.split(",")]
     )
@@ -753,7 +753,8 @@ def main() -> None:
         "DATABASE_URL": database_url,
         "DATA_DIR": str(data_dir),
         "BENCH_NOOP_VIEW": "true",
-        "PYTHONPATH": str(ROOT),
+        # Appended: a test session's clock shift (TEST_CLOCK_OFFSET) is first on it.
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])),
     }
     os.environ.update(env)
     try:

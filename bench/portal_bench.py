@@ -1,23 +1,19 @@
-"""The portal's figures: check-access decided in-process, check-access over HTTP (gunicorn
-on loopback) beside a no-op view of the same server in the same run, license signing
+"""The portal's in-process figures: check-access decided without HTTP, license signing
 and verifying, and Stripe webhooks: receipt (verify + store) and processing, events/s.
-Builds a throwaway database; needs nothing running.
+Builds a throwaway SQLite database; needs nothing running. Over HTTP, beside a no-op view,
+on PostgreSQL: bench/http_compare.py.
 
-    python bench/portal_bench.py [--seconds 3] [--clients 4] [--events 500]
+    python bench/portal_bench.py [--events 500]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,14 +34,13 @@ def setup_django(data_dir: str) -> None:
     call_command("migrate", run_syncdb=True, verbosity=0)
 
 
-def seed() -> tuple[str, str]:
-    """A paying customer with some usage, and a service key; returns (customer id, key)."""
+def seed() -> str:
+    """A paying customer with some usage; returns their id."""
     from datetime import timedelta
 
     from django.utils import timezone
 
     from accounts.services import customer_signup
-    from licensing.api.authentication import service_key_create
     from licensing.catalog import catalog_read
     from licensing.models import CustomerPlan, Plan
     from licensing.services import catalog_load, usage_record
@@ -60,8 +55,7 @@ def seed() -> tuple[str, str]:
     )  # fmt: skip
     for i in range(100):
         usage_record(customer=customer, feature="api_calls", quantity=5, idempotency_key=f"b{i}")
-    _record, key = service_key_create(name="bench")
-    return customer.customer_id, key
+    return customer.customer_id
 
 
 def timed(function, repeat: int) -> list[float]:
@@ -171,103 +165,17 @@ def webhooks(events: int) -> None:
           f"({len(ids)} events, emulator in-process)")  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def load(port: int, method: str, path: str, body: bytes, headers: dict, seconds: float,
-         clients: int) -> tuple[int, list[float], int]:  # fmt: skip
-    """`clients` keep-alive connections sending requests for `seconds`; returns (count,
-    latencies, errors)."""
-    deadline = time.monotonic() + seconds
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-
-    def client() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        mine = []
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            mine.append(time.perf_counter() - started)
-            if response.status != 200:
-                errors[0] += 1
-        connection.close()
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return len(latencies), latencies, errors[0]
-
-
-def over_http(data_dir: str, customer_id: str, key: str, seconds: float, clients: int) -> None:
-    port = free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "DATA_DIR": data_dir,
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "bench.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "2", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    try:
-        for _ in range(100):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request(
-                    "GET", "/bench/noop"
-                )
-                break
-            except OSError:
-                time.sleep(0.1)
-        body = json.dumps({"customer_id": customer_id, "feature": "api_calls",
-                           "requested_usage": 1}).encode()  # fmt: skip
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
-                   "Host": "localhost"}  # fmt: skip
-        load(port, "POST", "/api/v1/check-access", body, headers, 0.5, clients)  # warm up
-        results = {}
-        for name, method, path, request_body in [
-            ("no-op view", "GET", "/bench/noop", None),
-            ("check-access", "POST", "/api/v1/check-access", body),
-        ]:
-            count, latencies, errors = load(port, method, path, request_body, headers, seconds,
-                                            clients)  # fmt: skip
-            results[name] = count / seconds
-            ordered = sorted(latencies)
-            print(
-                f"{name:13} over HTTP: {count / seconds:7.0f} requests/s, "
-                f"p50 {ordered[len(ordered) // 2] * 1e3:5.2f} ms, "
-                f"p99 {ordered[int(len(ordered) * 0.99)] * 1e3:5.2f} ms, {errors} errors "
-                f"({count} requests, {clients} clients, {seconds:.0f} s)"
-            )
-        ratio = results["check-access"] / results["no-op view"]
-        print(f"check-access / no-op throughput: {ratio:.2f}")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--events", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
         setup_django(data_dir)
-        customer_id, key = seed()
+        customer_id = seed()
         print(f"machine: {os.cpu_count()} cores; SQLite in a temporary data dir")
         in_process(customer_id)
         licenses(customer_id)
         webhooks(args.events)
-        over_http(data_dir, customer_id, key, args.seconds, args.clients)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,19 @@
 PostgreSQL database, serves the portal with the production settings and prints every
 figure. Nothing about the figures' size is asserted: the machine is shared."""
 
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from bench import http_compare
+from bench.http_compare import DEFAULT_SERVER
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "http_compare.py"
@@ -17,10 +23,8 @@ NUMBER = r"[\d.]+"
 
 @pytest.fixture(scope="module")
 def wrk():
-    from bench.http_compare import wrk_ensure
-
     try:
-        return wrk_ensure()  # installs Debian's wrk when missing and run as root
+        return http_compare.wrk_ensure()  # installs Debian's wrk when missing and run as root
     except (SystemExit, subprocess.CalledProcessError) as error:
         pytest.skip(f"wrk is not installed and could not be installed with apt-get: {error}")
 
@@ -30,7 +34,7 @@ def test_http_compare_prints_every_figure(wrk):
     environment = {**os.environ}
     environment.pop("DJANGO_SETTINGS_MODULE", None)  # the script serves production settings
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--server", "gunicorn-gthread-2x4", "--customers", "300",
+        [sys.executable, str(SCRIPT), "--server", "default", "--customers", "300",
          "--seconds", "1", "--warmup", "0", "--rounds", "1", "--connections", "4",
          "--events", "50", "--schema", "models"],
         cwd=ROOT, env=environment, capture_output=True, text=True, timeout=180, check=False,
@@ -49,4 +53,38 @@ def test_http_compare_prints_every_figure(wrk):
     assert re.search(rf"check-access / no-op: requests/s {NUMBER}, p99 {NUMBER}", output)
     assert re.search(r"webhook receipt over HTTP .*: +\d+ events/s, 50 events, 0 not 200", output)
     assert re.search(r"access log: [1-9]\d* lines", output), output
-    assert re.search(r"^\| gunicorn-gthread-2x4 \| on \| 4 \| ", output, re.MULTILINE), output
+    assert re.search(rf"^\| {DEFAULT_SERVER} \| on \| 4 \| ", output, re.MULTILINE), output
+
+
+def server_options(argv: list[str]) -> dict[str, str]:
+    """What shapes a server: its program and the options that set workers, threads, the
+    interface and the access log (not where it listens)."""
+    shaping = {"--interface", "--workers", "--blocking-threads", "--threads", "--worker-class"}
+    options = {"program": next(Path(a).name for a in argv if Path(a).name in PROGRAMS)}
+    for i, arg in enumerate(argv):
+        if arg in shaping:
+            options[arg] = argv[i + 1]
+        elif arg in {"--access-log", "--no-access-log", "--access-logfile"}:
+            options["access log"] = "off" if arg == "--no-access-log" else "on"
+    return options
+
+
+PROGRAMS = {"granian", "gunicorn"}
+
+
+def test_docker_runs_the_server_make_bench_measures():
+    """The Dockerfile's command and docker-compose's web service start the default shape
+    of bench/http_compare.py, access log on, so `make bench` measures what is deployed."""
+    expected = server_options(
+        [*http_compare.servers(8000)[DEFAULT_SERVER].command,
+         *http_compare.servers(8000)[DEFAULT_SERVER].log_on]
+    )  # fmt: skip
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = json.loads(re.search(r"^CMD (\[.*?\])$", dockerfile, re.MULTILINE | re.DOTALL)
+                     .group(1).replace("\\\n", ""))  # fmt: skip
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    web = shlex.split(shlex.split(compose["services"]["web"]["command"])[2].split("&&")[-1])
+    assert server_options(cmd) == expected
+    assert server_options(web) == expected
+    assert "--access-log" in cmd and "--access-log" in web
+    assert "/healthz" in " ".join(compose["services"]["web"]["healthcheck"]["test"])

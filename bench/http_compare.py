@@ -9,8 +9,9 @@ throughput over HTTP. Builds a throwaway database and stops everything it starts
 PostgreSQL: the server of DATABASE_URL if set (a new database beside the named one,
 dropped at the end), else a private one started from Debian's binaries in a temporary
 directory (as user postgres when run as root). wrk is installed with apt-get when missing
-and run as root. Figures are noisy on a shared machine: runs alternate between the two
-endpoints, and each figure is the median of --rounds runs.
+and run as root. CELERY_BROKER_URL and CACHE_URL, if set, reach the server (else the file
+broker and a per-process cache). Figures are noisy on a shared machine: runs alternate
+between the two endpoints, and each figure is the median of --rounds runs.
 """
 
 from __future__ import annotations
@@ -786,10 +787,12 @@ def main() -> None:
             f"schema by {args.schema} ({migrated:.0f} s); {args.customers} customers with 5 "
             f"features each, {USED} units of {FEATURE} used ({seeded:.1f} s)"
         )
+        broker = os.environ.get("CELERY_BROKER_URL") or "the file broker in the data dir"
+        cache = os.environ.get("CACHE_URL") or "per process"
         print(
-            f"settings: production, DEBUG off, CONN_MAX_AGE {os.environ.get('CONN_MAX_AGE', 60)}; "
-            f"client: wrk, 1 thread, on the same cores; {args.rounds} alternating runs of "
-            f"{args.seconds:g} s per endpoint, medians"
+            f"settings: production, DEBUG off, CONN_MAX_AGE {os.environ.get('CONN_MAX_AGE', 60)}, "
+            f"Celery broker {broker}, cache {cache}; client: wrk, 1 thread, on the same "
+            f"cores; {args.rounds} alternating runs of {args.seconds} s per endpoint, medians"
         )
         print(
             f"check-access: POST {FEATURE} (metered), requested_usage 1, cycling through "

@@ -88,3 +88,27 @@ def test_docker_runs_the_server_make_bench_measures():
     assert server_options(web) == expected
     assert "--access-log" in cmd and "--access-log" in web
     assert "/healthz" in " ".join(compose["services"]["web"]["healthcheck"]["test"])
+
+
+def test_noop_view_is_mounted_only_with_bench_noop_view(client, settings):
+    """Off by default: no deployment answers /bench/noop unless asked to."""
+    import importlib
+
+    from django.urls import Resolver404, clear_url_caches, resolve
+
+    import billing_portal.urls
+
+    assert client.get("/bench/noop").status_code == 404
+    settings.BENCH_NOOP_VIEW = True
+    try:
+        importlib.reload(billing_portal.urls)
+        clear_url_caches()
+        response = client.get("/bench/noop")
+        assert (response.status_code, response.content) == (200, b"{}")
+        assert resolve("/bench/noop").func.__name__ == "bench_noop"
+    finally:
+        settings.BENCH_NOOP_VIEW = False
+        importlib.reload(billing_portal.urls)
+        clear_url_caches()
+    with pytest.raises(Resolver404):
+        resolve("/bench/noop")

@@ -21,7 +21,7 @@ USER portal
 EXPOSE 8000
 # granian (WSGI), one worker per core of a 2-core machine, 4 threads each so that a page
 # waiting on Stripe holds a thread, not a worker; access log on stdout. bench/http_compare.py
-# measured it at about half gunicorn gthread's CPU per request for a no-op view, a fifth less
+# measured it at about half gunicorn gthread's CPU per request for a no-op view, a quarter less
 # for check-access, and its access log at about 0.05 ms a request (gunicorn's: 0.1 ms).
 CMD ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "8000", \
      "--workers", "2", "--blocking-threads", "4", "--access-log", "--respawn-failed-workers", \

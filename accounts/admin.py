@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
 
-from .models import Customer, Membership, User
+from .models import Customer, IdentityOrganization, Invitation, Membership, User
 
 
 class UserCreationForm(DjangoUserCreationForm):
@@ -24,6 +24,13 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user", "customer"]
+
+
+class IdentityOrganizationInline(admin.TabularInline):
+    """Link the identity provider's organization ids to this account (OIDC_ORG_CLAIM)."""
+
+    model = IdentityOrganization
+    extra = 0
 
 
 @admin.register(User)
@@ -56,7 +63,7 @@ class CustomerAdmin(admin.ModelAdmin):
     readonly_fields = ["customer_id", "created_at"]
     fields = ["customer_id", "name", "trial_ends_at", "created_at"]
     date_hierarchy = "created_at"
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, IdentityOrganizationInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("memberships__user")
@@ -74,3 +81,19 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__email", "customer__customer_id", "customer__name"]
     autocomplete_fields = ["user", "customer"]
     list_select_related = ["user", "customer"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are sent by owners from the members page; here they are only looked at."""
+
+    list_display = ["email", "customer", "role", "created_at", "accepted_at"]
+    list_filter = ["role"]
+    search_fields = ["email", "customer__customer_id"]
+    list_select_related = ["customer"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -149,3 +149,53 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()}) in {self.customer_id}"
+
+
+class Invitation(models.Model):
+    """An owner's emailed invitation to join a customer account with a role. Its link is
+    signed and expires (accounts.tokens); accepting it sets `accepted_at`, once."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254, help_text="The address the invitation went to.")
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the link was used; it works once."
+    )
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.get_role_display()}) to {self.customer_id}"
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.accepted_at is not None
+
+
+class IdentityOrganization(models.Model):
+    """An organization of the identity provider (the token claim named by OIDC_ORG_CLAIM)
+    linked to a customer account: its verified members are members of the account."""
+
+    org_id = models.CharField(
+        "organization id", max_length=255, unique=True,
+        help_text="The organization claim's value in the provider's tokens (e.g. org_…).",
+    )  # fmt: skip
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="identity_organizations"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["org_id"]
+
+    def __str__(self) -> str:
+        return f"{self.org_id} → {self.customer_id}"

@@ -11,8 +11,8 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from .emails import email_send
-from .models import Customer, User
-from .tokens import MAX_AGE, email_verification_token
+from .models import Customer, Invitation, User
+from .tokens import INVITATION_MAX_AGE, MAX_AGE, email_verification_token, invitation_token
 
 
 def _verification_url(user: User) -> str:
@@ -77,4 +77,21 @@ def password_reset_email_send(*, user_id: int) -> None:
         to=user.email,
         template="password_reset",
         context={"user": user, "reset_url": settings.PORTAL_BASE_URL + path},
+    )
+
+
+def invitation_email_send(*, invitation_id: int) -> None:
+    """The invitation to join an account, with its signed, single-use link."""
+    invitation = Invitation.objects.select_related("customer", "invited_by").get(pk=invitation_id)
+    if invitation.is_accepted:
+        return
+    path = reverse("invitation_accept", kwargs={"token": invitation_token(invitation=invitation)})
+    email_send(
+        to=invitation.email,
+        template="invitation",
+        context={
+            "invitation": invitation,
+            "accept_url": settings.PORTAL_BASE_URL + path,
+            "link_days": INVITATION_MAX_AGE.days,
+        },
     )

@@ -32,3 +32,8 @@ def signup_attempt_email_send(*, user_id: int) -> None:
 @shared_task(**EMAIL_RETRY)
 def password_reset_email_send(*, user_id: int) -> None:
     notifications.password_reset_email_send(user_id=user_id)
+
+
+@shared_task(**EMAIL_RETRY)
+def invitation_email_send(*, invitation_id: int) -> None:
+    notifications.invitation_email_send(invitation_id=invitation_id)

@@ -66,7 +66,7 @@ def customer_required(view):
     @login_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        membership = current_membership(user=request.user)
+        membership = current_membership(request)
         if membership is None:
             raise Http404("No customer account")
         if membership.role not in BILLING_ROLES:
@@ -107,7 +107,7 @@ def _billing_error(request, error: errors.BillingError):
 
 @login_required
 def overview(request):
-    membership = current_membership(user=request.user)
+    membership = current_membership(request)
     customer = membership.customer if membership else None
     context = {"customer": customer, "cards": [], "timeline": [], "current_plan": None}
     if settings.BILLING_ENABLED and customer is not None:

@@ -18,6 +18,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/", include("accounts.urls")),
+    path("account/", include("accounts.account_urls")),
     path("billing/", include("billing.urls")),
     # The support console lives inside the admin (its login, its look), before its catch-all.
     path("admin/support/", include("support.urls")),

@@ -23,7 +23,7 @@ from licensing.services import customer_start
 
 @login_required
 def home(request):
-    membership = current_membership(user=request.user)
+    membership = current_membership(request)
     customer = membership.customer if membership else None
     context = {"membership": membership, "customer": customer}
     if customer is not None:

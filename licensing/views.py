@@ -13,7 +13,7 @@ from .models import License
 
 
 def _current_license(request) -> License | None:
-    membership = current_membership(user=request.user)
+    membership = current_membership(request)
     if membership is None:
         return None
     return License.objects.filter(customer=membership.customer, revoked_at__isnull=True).first()

@@ -288,7 +288,7 @@ class MeView(APIView):
         },
     )
     def get(self, request):
-        membership = current_membership(user=request.user)
+        membership = current_membership(request)
         if membership is None:
             return error_response("no_customer", "You belong to no customer account.", 404)
         customer = Customer.objects.select_related("plan__plan").get(pk=membership.customer_id)

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from djstripe.models import Charge, Invoice
 
+from accounts.members import invitation_create
 from billing.events import events_reconcile
 from billing.models import StripeEvent
 from licensing.api.authentication import service_key_create
@@ -112,6 +113,9 @@ def every_model_has_data(
         idempotency_key="sweep-2",
     )  # fmt: skip
     license_refresh(customer=membership.customer)
+    invitation_create(
+        customer=customer, email="invited@example.com", role="member", invited_by=membership.user
+    )
     events_reconcile()  # a pass of the reconcile, for its admin page
     Group.objects.get_or_create(name="Support")
     Erasure.objects.create(customer_id="cust_" + "0" * 32, erased_at=timezone.now())

@@ -306,7 +306,9 @@ def customer_ids_all() -> set[str]:
 
 
 @translate_errors
-def customer_create(*, customer_id: str, email: str, name: str = "") -> str:
+def customer_create(*, customer_id: str, email: str, name: str = "", request_key: str = "") -> str:
+    """A Stripe customer for our account. `request_key` names a later creation (a shared
+    profile detached) apart from the first, which is keyed by our id alone."""
     params: dict[str, Any] = {"email": email, "metadata": {"customer_id": customer_id}}
     if name:
         params["name"] = name
@@ -319,8 +321,9 @@ def customer_create(*, customer_id: str, email: str, name: str = "") -> str:
             {"idempotency_key": idempotency_key("test-clock", customer_id, hour)},
         )
         params["test_clock"] = clock.id
+    parts = [request_key] if request_key else []
     created = client().v1.customers.create(
-        params, {"idempotency_key": idempotency_key("customer-create", customer_id)}
+        params, {"idempotency_key": idempotency_key("customer-create", customer_id, *parts)}
     )
     return created.id
 

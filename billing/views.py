@@ -23,15 +23,15 @@ from django.views.decorators.http import require_POST
 from djstripe.models import WebhookEndpoint
 
 from accounts.decorators import email_verified_required
-from accounts.models import Membership
-from accounts.selectors import current_membership
+from accounts.models import Customer, Membership
+from accounts.selectors import current_membership, request_memberships
 from audit.models import Entry
 from billing_portal.money import money_format
 from licensing import spend
 from licensing.models import CustomerPlan, Plan, PlanFeature
 from licensing.selectors import customer_feature_use
 
-from . import cards, errors, events, gateway, invoicing, mirror
+from . import cards, errors, events, gateway, invoicing, mirror, profiles
 from . import plans as plan_services  # the module; `plans` is the page below
 from .forms import BillingDetailsForm, SpendCapForm
 from .models import BillingInfo, Invoice, PaymentMethod, StripeEvent
@@ -72,6 +72,25 @@ def customer_required(view):
         if membership.role not in BILLING_ROLES:
             raise PermissionDenied("Only the account's owner or billing contact manages billing.")
         request.customer = membership.customer
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def profile_manager_required(view):
+    """Cards and billing details of a shared billing profile are managed by the owners of
+    the account it belongs to only; for the sharing account they are read-only (403)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        payer = profiles.customer_payer(customer=request.customer)
+        if payer.pk != request.customer.pk and not profiles.is_owner(
+            user=request.user, customer=payer
+        ):
+            raise PermissionDenied(
+                f"These cards belong to {payer.display_name}'s billing profile: its owners "
+                "manage them."
+            )
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -149,16 +168,25 @@ def payment_methods(request):
     # Asked whatever the number of cards, so the page's queries stay the same.
     paid_plan = billing_info is not None and cards.billing_info_has_live_plan(billing_info)
     last_card_locked = paid_plan and len(shown) == 1
+    payer = profiles.customer_payer(customer=request.customer)
+    shared = payer.pk != request.customer.pk
     return render(
         request,
         "billing/payment_methods.html",
-        {"cards": shown, "last_card_locked": last_card_locked, "attempt": uuid.uuid4().hex},
+        {
+            "cards": shown,
+            "last_card_locked": last_card_locked,
+            "attempt": uuid.uuid4().hex,
+            "payer": payer if shared else None,
+            "can_manage": not shared or profiles.is_owner(user=request.user, customer=payer),
+        },
     )
 
 
 @require_POST
 @billing_required
 @customer_required
+@profile_manager_required
 @email_verified_required
 def payment_method_add(request):
     """Send the customer to Stripe's hosted Checkout (setup mode) to enter a card."""
@@ -216,6 +244,7 @@ def payment_method_cancelled(request):
 @require_POST
 @billing_required
 @customer_required
+@profile_manager_required
 def payment_method_move(request, stripe_id: str, offset: int):
     card = _card_or_404(request, stripe_id)
     try:
@@ -228,6 +257,7 @@ def payment_method_move(request, stripe_id: str, offset: int):
 @require_POST
 @billing_required
 @customer_required
+@profile_manager_required
 def payment_method_make_primary(request, stripe_id: str):
     card = _card_or_404(request, stripe_id)
     try:
@@ -241,6 +271,7 @@ def payment_method_make_primary(request, stripe_id: str):
 @require_POST
 @billing_required
 @customer_required
+@profile_manager_required
 @email_verified_required
 def payment_method_remove(request, stripe_id: str):
     """The Remove button asks once more, with what removing this card changes; the form
@@ -289,6 +320,7 @@ def _remove_confirm(request, card: PaymentMethod):
 
 @billing_required
 @customer_required
+@profile_manager_required
 @email_verified_required
 def billing_details(request):
     """Read live from Stripe and written to Stripe: we keep none of it."""
@@ -323,6 +355,67 @@ def billing_details(request):
             initial = dataclasses.asdict(details)
         form = BillingDetailsForm(initial={**initial, "attempt": uuid.uuid4().hex})
     return render(request, "billing/details.html", {"form": form})
+
+
+@billing_required
+@customer_required
+def billing_profile(request):
+    """Which billing profile this account pays with; an owner of several accounts makes
+    it pay with another's, or gives it its own again."""
+    payer = profiles.customer_payer(customer=request.customer)
+    owned = [
+        membership.customer
+        for membership in request_memberships(request)
+        if membership.role == Membership.Role.OWNER
+        and membership.customer_id != request.customer.pk
+    ]
+    return render(
+        request,
+        "billing/profile.html",
+        {
+            "customer": request.customer,
+            "payer": payer,
+            "shared": payer.pk != request.customer.pk,
+            "is_owner": profiles.is_owner(user=request.user, customer=request.customer),
+            "owned": owned,
+        },
+    )
+
+
+@require_POST
+@billing_required
+@customer_required
+@email_verified_required
+def billing_profile_share(request):
+    """Pay with the billing profile of another account the person owns (403 otherwise)."""
+    payer = Customer.objects.filter(pk=request.POST.get("payer", "")).first()
+    if payer is None:
+        raise PermissionDenied("You are not an owner of that account.")
+    try:
+        profiles.billing_profile_share(customer=request.customer, payer=payer, actor=request.user)
+    except profiles.NotAnOwner:
+        raise PermissionDenied("Only an owner of both accounts shares a billing profile.") from None
+    except errors.BillingError as error:
+        messages.error(request, error.user_message)
+        return redirect("billing:profile")
+    messages.success(request, f"This account now pays with {payer.display_name}'s billing profile.")
+    return redirect("billing:profile")
+
+
+@require_POST
+@billing_required
+@customer_required
+@email_verified_required
+def billing_profile_detach(request):
+    try:
+        profiles.billing_profile_detach(customer=request.customer, actor=request.user)
+    except profiles.NotAnOwner:
+        raise PermissionDenied("Only the account's owners change its billing profile.") from None
+    except errors.BillingError as error:
+        messages.error(request, error.user_message)
+        return redirect("billing:profile")
+    messages.success(request, "This account has its own billing profile again: add a card to it.")
+    return redirect("billing:profile")
 
 
 # --- Plans ------------------------------------------------------------------------------------

@@ -5,13 +5,14 @@ demoted, even when two owners demote each other at once (the account row is lock
 
 from functools import partial
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.ledger import Source, entry_record
 
 from . import tasks
-from .models import Customer, Invitation, Membership, User
+from .models import Customer, IdentityOrganization, Invitation, Membership, User
 from .services import email_verify
 
 Role = Membership.Role
@@ -166,3 +167,36 @@ def membership_remove(*, membership: Membership, actor: User) -> None:
         user=membership.user_id,
         role=membership.role,
     )
+
+
+def identity_organization_membership(*, user: User, org_id: str) -> Membership | None:
+    """The user's membership of the account linked to an identity-provider organization;
+    a verified member of the organization (the caller checked the token) who is not a
+    member yet joins with OIDC_ORG_DEFAULT_ROLE, recorded. None when the organization is
+    linked to no account: nothing is created then."""
+    organization = IdentityOrganization.objects.select_related("customer").filter(org_id=org_id)
+    organization = organization.first()
+    if organization is None:
+        return None
+    existing = Membership.objects.filter(user=user, customer=organization.customer).first()
+    if existing is not None:
+        return existing
+    role = settings.OIDC_ORG_DEFAULT_ROLE
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(
+                user=user, customer=organization.customer, role=role
+            )
+            _record(
+                organization.customer_id,
+                "member_joined_from_identity_provider",
+                user,
+                f"{user.email} joined as {Role(role).label.lower()} through the identity "
+                f"provider's organization {org_id}.",
+                user=user.pk,
+                role=role,
+                org_id=org_id,
+            )
+    except IntegrityError:  # a concurrent request made it
+        return Membership.objects.get(user=user, customer=organization.customer)
+    return membership

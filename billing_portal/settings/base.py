@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -216,6 +217,12 @@ LICENSE_SIGNING_KEY = env("LICENSE_SIGNING_KEY", default="")
 OIDC_ISSUER = env("OIDC_ISSUER", default="")
 OIDC_AUDIENCE = env("OIDC_AUDIENCE", default="")
 OIDC_JWKS_URL = env("OIDC_JWKS_URL", default="")
+# The identity token's claim naming the person's organization (e.g. org_id; empty: off),
+# and the role a verified member of a linked organization joins its account with.
+OIDC_ORG_CLAIM = env("OIDC_ORG_CLAIM", default="")
+OIDC_ORG_DEFAULT_ROLE = env("OIDC_ORG_DEFAULT_ROLE", default="member")
+if OIDC_ORG_DEFAULT_ROLE not in {"owner", "billing", "member"}:
+    raise ImproperlyConfigured("OIDC_ORG_DEFAULT_ROLE must be owner, billing or member.")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -6,12 +6,14 @@ import hashlib
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 
 import jwt
 from django.conf import settings
 from django.db import connection
 from rest_framework import authentication, exceptions
 
+from accounts.members import identity_organization_membership
 from accounts.models import Customer, User
 from licensing.models import ServiceAPIKey
 
@@ -98,8 +100,22 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
 
 
+@dataclass(frozen=True)
+class IdentityToken:
+    """`request.auth` of a caller with an identity token: the token, and the account its
+    organization claim maps to (None: the person's own memberships decide)."""
+
+    token: str
+    customer_id: str | None
+
+
 def identity_token_user(token: str) -> User:
     """The user an identity provider's token names by its `email` claim."""
+    return identity_token_verify(token)[0]
+
+
+def identity_token_verify(token: str) -> tuple[User, dict]:
+    """The user an identity provider's token names by its `email` claim, and its claims."""
     if not settings.OIDC_JWKS_URL:
         raise exceptions.AuthenticationFailed(
             "Identity tokens are not accepted here.", "identity_tokens_disabled"
@@ -148,7 +164,20 @@ def identity_token_user(token: str) -> User:
     user = User.objects.filter(email__iexact=email, is_active=True).first()
     if user is None:
         raise exceptions.AuthenticationFailed("No user has the token's email.", "unknown_user")
-    return user
+    return user, claims
+
+
+def identity_token_account(*, user: User, claims: dict) -> str | None:
+    """The account the token's organization claim (OIDC_ORG_CLAIM) maps to, joined with
+    the default role when the verified person is not a member yet; None when the setting
+    is off, the claim is absent, or the organization is linked to no account."""
+    if not settings.OIDC_ORG_CLAIM:
+        return None
+    org_id = claims.get(settings.OIDC_ORG_CLAIM)
+    if not isinstance(org_id, str) or not org_id:
+        return None
+    membership = identity_organization_membership(user=user, org_id=org_id)
+    return membership.customer_id if membership else None
 
 
 class IdentityTokenAuthentication(authentication.BaseAuthentication):
@@ -158,7 +187,8 @@ class IdentityTokenAuthentication(authentication.BaseAuthentication):
         token = _bearer(request)
         if token is None:
             return None
-        return (identity_token_user(token), token)
+        user, claims = identity_token_verify(token)
+        return (user, IdentityToken(token, identity_token_account(user=user, claims=claims)))
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

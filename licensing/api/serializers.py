@@ -189,3 +189,9 @@ class Me(serializers.Serializer):
     plan = MePlan()
     usage = MeUsage(many=True)
     license = MeLicense(allow_null=True)
+
+
+class MeSession(serializers.Serializer):
+    customer_id = serializers.CharField(
+        allow_null=True, help_text="The account the session works in; null: none."
+    )

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/resources/attach", resources.ResourceAttachView.as_view(), name="api_attach"),
     path("api/v1/resources/detach", resources.ResourceDetachView.as_view(), name="api_detach"),
     path("api/v1/me/", views.MeView.as_view(), name="api_me"),
+    path("api/v1/me/session", views.MeSessionView.as_view(), name="api_me_session"),
     path("api/v1/licenses/revoked", views.RevokedLicensesView.as_view(), name="api_revoked"),
     path("api/v1/customers/<str:customer_id>", reads.CustomerView.as_view(), name="api_customer"),
     path(

@@ -1,5 +1,6 @@
 """The API other services call (check-access, usage) and the customer's own (/me)."""
 
+from django.contrib.auth import login
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -9,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Customer
-from accounts.selectors import current_membership
+from accounts.selectors import CURRENT_ACCOUNT_SESSION_KEY, current_membership
 from licensing import services
 from licensing.consumption import ConsumeKeyReused, FeatureNotConsumable, usage_consume
 from licensing.entitlements import Decision, check_access, customer_standing, usage_period
@@ -334,3 +335,24 @@ class MeView(APIView):
                 },
             }
         )
+
+
+class MeSessionView(APIView):
+    """Sign in to the portal's pages with an identity token: the session then works in the
+    account the token's organization maps to, else the person's own. Only a bearer token
+    signs in here, which a form on another site cannot send, so no CSRF token is needed."""
+
+    authentication_classes = [IdentityTokenAuthentication]
+    permission_classes = [IsAuthenticatedCaller]
+
+    @extend_schema(
+        summary="Open a portal session from an identity-provider token",
+        request=None,
+        responses={200: serializers.MeSession, 401: ERRORS[401]},
+    )
+    def post(self, request):
+        login(request._request, request.user, backend="django.contrib.auth.backends.ModelBackend")
+        membership = current_membership(request)
+        if membership is not None:
+            request.session[CURRENT_ACCOUNT_SESSION_KEY] = membership.customer_id
+        return Response({"customer_id": membership.customer_id if membership else None})

@@ -7,6 +7,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from audit.ledger import Source, entry_record
@@ -14,8 +15,19 @@ from audit.ledger import Source, entry_record
 from . import tasks
 from .models import Customer, IdentityOrganization, Invitation, Membership, User
 from .services import email_verify
+from .throttling import rate_limit_hit
 
 Role = Membership.Role
+
+
+# Invitations one account may send in an hour: each is an email to an address of the
+# owner's choosing, so the members page cannot be used to flood an inbox.
+INVITATIONS_PER_ACCOUNT = 20
+HOUR = 60 * 60
+
+
+class TooManyInvitations(Exception):
+    """The account sent INVITATIONS_PER_ACCOUNT invitations this hour already."""
 
 
 class AlreadyMember(Exception):
@@ -50,6 +62,10 @@ def invitation_create(*, customer: Customer, email: str, role: str, invited_by: 
     email = User.objects.normalize_email(email.strip())
     if Membership.objects.filter(customer=customer, user__email__iexact=email).exists():
         raise AlreadyMember(email)
+    if rate_limit_hit(
+        scope="invitation", key=customer.customer_id, limit=INVITATIONS_PER_ACCOUNT, window=HOUR
+    ):
+        raise TooManyInvitations()
     with transaction.atomic():
         invitation = Invitation.objects.create(
             customer=customer, email=email, role=role, invited_by=invited_by
@@ -112,11 +128,18 @@ def invitation_signup(*, invitation: Invitation, password: str) -> Membership:
     return invitation_accept(invitation=invitation, user=user)
 
 
-def _owners_left(customer_id: str, *, without: Membership) -> int:
-    """Other owners of the account, with the account locked until the commit."""
-    Customer.objects.select_for_update().filter(pk=customer_id).first()
-    owners = Membership.objects.filter(customer_id=customer_id, role=Role.OWNER)
-    return owners.exclude(pk=without.pk).count()
+def _keeping_an_owner(membership: Membership):
+    """This membership, only while another owner of its account remains. Used as the filter
+    of the write itself, after locking the account row: on PostgreSQL the lock makes a
+    concurrent demotion wait and then see this one; on SQLite (no row locks) the single
+    UPDATE or DELETE statement checks and writes under the database's write lock."""
+    Customer.objects.select_for_update().filter(pk=membership.customer_id).first()
+    other_owners = Membership.objects.filter(
+        customer_id=membership.customer_id, role=Role.OWNER
+    ).exclude(pk=membership.pk)
+    return Membership.objects.filter(pk=membership.pk).filter(
+        Exists(other_owners) | ~Q(role=Role.OWNER)
+    )
 
 
 @transaction.atomic
@@ -125,13 +148,13 @@ def membership_role_change(*, membership: Membership, role: str, actor: User) ->
     membership = Membership.objects.select_related("user").get(pk=membership.pk)
     if membership.role == role:
         return membership
-    if membership.role == Role.OWNER and not _owners_left(
-        membership.customer_id, without=membership
-    ):
-        raise LastOwner()
     before = membership.role
+    if role != Role.OWNER and before == Role.OWNER:
+        if not _keeping_an_owner(membership).update(role=role):
+            raise LastOwner()
+    else:
+        Membership.objects.filter(pk=membership.pk).update(role=role)
     membership.role = role
-    membership.save(update_fields=["role"])
     _record(
         membership.customer_id,
         "member_role_changed",
@@ -151,11 +174,11 @@ def membership_remove(*, membership: Membership, actor: User) -> None:
     membership = Membership.objects.select_related("user").filter(pk=membership.pk).first()
     if membership is None:
         return  # removed meanwhile
-    if membership.role == Role.OWNER and not _owners_left(
-        membership.customer_id, without=membership
-    ):
-        raise LastOwner()
-    membership.delete()
+    deleted, _ = _keeping_an_owner(membership).delete()
+    if not deleted:
+        if Membership.objects.filter(pk=membership.pk).exists():
+            raise LastOwner()
+        return  # removed meanwhile
     leaving = actor.pk == membership.user_id
     _record(
         membership.customer_id,

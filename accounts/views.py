@@ -17,6 +17,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from . import members, services
+from .decorators import email_verified_required
 from .forms import InvitationForm, InvitationSignupForm, RoleForm
 from .models import Membership, User
 from .selectors import CURRENT_ACCOUNT_SESSION_KEY, current_membership
@@ -109,7 +110,7 @@ def _owner_or_403(request) -> Membership:
     return membership
 
 
-@login_required
+@email_verified_required
 def members_page(request):
     """Everyone may see who is in the account; owners invite, change roles and remove."""
     membership = _membership_or_404(request)
@@ -126,6 +127,8 @@ def members_page(request):
                 )
             except members.AlreadyMember:
                 form.add_error("email", "This address belongs to a member of the account already.")
+            except members.TooManyInvitations:
+                form.add_error(None, "Too many invitations this hour: please try again later.")
             else:
                 messages.success(
                     request, f"We emailed an invitation to {form.cleaned_data['email']}."

@@ -4,16 +4,25 @@ the last owner stays. Bad links show a clear page and change nothing. A second a
 (`other_membership`) is in every test, and its members are never reachable."""
 
 import re
-from datetime import timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.members import invitation_create
+from accounts.members import (
+    INVITATIONS_PER_ACCOUNT,
+    LastOwner,
+    invitation_create,
+    membership_remove,
+    membership_role_change,
+)
 from accounts.models import Invitation, Membership, User
 from audit.models import Entry
 from licensing.notifications import customer_billing_contacts
@@ -241,3 +250,77 @@ def test_an_invitation_to_another_account_does_not_open_this_one(
     assert list(user.memberships.values_list("customer_id", flat=True)) == [invitation.customer_id]
     assert not membership.customer.memberships.filter(user=user).exists()
     assert UserFactory._meta.model.objects.filter(pk=user.pk).exists()
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(membership, other_membership):
+    """Each thread commits for real; whatever the interleaving, one owner is left."""
+    for attempt in range(5):
+        customer = MembershipFactory(customer__name=f"Duo {attempt}").customer
+        first = customer.memberships.get()
+        second = MembershipFactory(customer=customer, role="owner")
+        barrier = threading.Barrier(2)
+        refused = []
+
+        def demote(target, actor, remove, barrier=barrier, refused=refused):
+            try:
+                barrier.wait()
+                if remove:
+                    membership_remove(membership=target, actor=actor)
+                else:
+                    membership_role_change(membership=target, role="member", actor=actor)
+            except LastOwner:
+                refused.append(target.pk)
+            finally:
+                connection.close()
+
+        threads = [
+            threading.Thread(target=demote, args=(first, second.user, attempt % 2)),
+            threading.Thread(target=demote, args=(second, first.user, False)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert customer.memberships.filter(role="owner").count() == 1, attempt
+        assert len(refused) == 1
+    assert other_membership.customer.memberships.get().role == "owner"
+
+
+def test_invitations_wait_for_a_confirmed_address_and_are_rate_limited(
+    client, membership, other_membership
+):
+    unverified = MembershipFactory(user__email_verified_at=None, role="owner")
+    client.force_login(unverified.user)
+    assert invite(client, "x@example.com").status_code == 403
+    assert not Invitation.objects.exists()
+
+    client.force_login(membership.user)
+    # Within one hour of the limit's window, whatever the hour of the run.
+    with time_machine.travel(datetime(2026, 3, 1, 10, 10, tzinfo=UTC), tick=False):
+        for n in range(INVITATIONS_PER_ACCOUNT):
+            assert invite(client, f"person{n}@example.com").status_code == 302
+        response = invite(client, "one-too-many@example.com")
+        assert response.status_code == 400 and "Too many invitations" in response.content.decode()
+        assert Invitation.objects.count() == INVITATIONS_PER_ACCOUNT
+        # Another account's owner is not held back by this one's invitations.
+        client.force_login(other_membership.user)
+        assert invite(client, "globex-new@example.com").status_code == 302
+
+
+def test_the_members_page_costs_the_same_queries_with_2_and_12_members(
+    signed_in_client, membership, other_membership, settings
+):
+    settings.BILLING_ENABLED = False  # and it works with billing disabled
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert signed_in_client.get(MEMBERS).status_code == 200
+        return len(captured.captured_queries)
+
+    MembershipFactory(customer=membership.customer, role="member")
+    invite(signed_in_client, "pending0@example.com")
+    few = queries()
+    for n in range(10):
+        MembershipFactory(customer=membership.customer, role="billing")
+        invite(signed_in_client, f"pending{n + 1}@example.com")
+    assert queries() == few

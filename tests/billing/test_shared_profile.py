@@ -214,3 +214,11 @@ def test_sharing_a_profile_one_does_not_own_is_a_403_and_only_its_owners_manage_
     assert client.get(reverse("billing:details")).status_code == 403
     assert client.post(DETACH).status_code == 302  # but B's owner may take B back
     assert BillingInfo.objects.for_customer(b) != BillingInfo.objects.for_customer(a)
+
+
+def test_with_billing_disabled_the_profile_pages_say_so(signed_in_client, settings):
+    settings.BILLING_ENABLED = False
+    assert signed_in_client.get(reverse("billing:profile")).status_code == 501
+    assert signed_in_client.post(SHARE, {"payer": "cust_x"}).status_code == 501
+    assert signed_in_client.post(DETACH).status_code == 501
+    assert not CustomerBilling.objects.exists()

@@ -25,7 +25,9 @@ from accounts.members import (
 )
 from accounts.models import Invitation, Membership, User
 from audit.models import Entry
-from licensing.notifications import customer_billing_contacts
+from licensing.catalog import catalog_read
+from licensing.notifications import customer_billing_contacts, plan_email_send
+from licensing.services import catalog_load
 from tests.accounts.factories import PASSWORD, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the invitation email is sent on commit
@@ -87,7 +89,15 @@ def test_an_owner_invites_and_a_new_address_signs_up_through_the_emailed_link(
         .exists()
     )
     # Billing contacts get billing emails; plain members do not.
+    MembershipFactory(customer=customer, role="member", user__email="plain@example.com")
     assert sorted(customer_billing_contacts(customer=customer)) == [
+        "new.person@example.com",
+        "owner@example.com",
+    ]
+    catalog_load(catalog=catalog_read())
+    mail.outbox.clear()
+    plan_email_send(customer_id=customer.customer_id, template="plan_activated", plan_code="pro")
+    assert sorted(address for m in mail.outbox for address in m.to) == [
         "new.person@example.com",
         "owner@example.com",
     ]

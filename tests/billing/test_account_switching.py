@@ -134,3 +134,28 @@ def test_pages_cost_the_same_queries_with_two_accounts_as_with_six(
     for n in range(4):
         MembershipFactory(user=membership.user, customer__name=f"Extra {n}", role="member")
     assert [queries(url) for url in urls] == with_two
+
+
+def test_a_plain_member_of_b_sees_the_product_side_of_b_and_no_billing_page(
+    signed_in_client,
+    membership,
+    other_membership,
+    customer,  # noqa: F811
+):
+    a, b = membership.customer, other_membership.customer
+    MembershipFactory(user=membership.user, customer=b, role=Membership.Role.MEMBER)
+    finalized_invoices(customer, 1)
+    signed_in_client.post(SWITCH, {"customer_id": b.customer_id})
+    for name in ["home", "license", "members", "api_me", "billing:overview"]:
+        response = signed_in_client.get(reverse(name))
+        assert response.status_code == 200, name
+        body = re.sub(r"<header.*?</header>", "", response.content.decode(), flags=re.S)
+        assert a.customer_id not in body, name
+    assert signed_in_client.get(reverse("api_me")).json()["account"]["role"] == "member"
+    for name in ["billing:usage", "billing:invoices", "billing:plans", "billing:payment_methods"]:
+        assert signed_in_client.get(reverse(name)).status_code == 403, name
+    for url in detail_urls(a):
+        assert signed_in_client.get(url).status_code in (403, 404)
+    # Back in A, the owner's pages are all there again.
+    signed_in_client.post(SWITCH, {"customer_id": a.customer_id})
+    assert a.customer_id in sweep(signed_in_client)

@@ -334,3 +334,29 @@ def test_the_members_page_costs_the_same_queries_with_2_and_12_members(
         MembershipFactory(customer=membership.customer, role="billing")
         invite(signed_in_client, f"pending{n + 1}@example.com")
     assert queries() == few
+
+
+def test_two_clicks_on_one_invitation_at_once_make_one_member(
+    signed_in_client, membership, other_membership
+):
+    invite(signed_in_client, "racer@example.com", "billing")
+    link = path_of(emailed_link("racer@example.com"))
+    barrier = threading.Barrier(4)
+    statuses = []
+
+    def accept() -> None:
+        try:
+            barrier.wait()
+            statuses.append(Client().post(link, {"password": NEW_PASSWORD}).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=accept) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [302, 400, 400, 400]
+    assert User.objects.filter(email__iexact="racer@example.com").count() == 1
+    assert membership.customer.memberships.filter(user__email="racer@example.com").count() == 1
+    assert Entry.objects.filter(kind="member_joined").count() == 1

@@ -222,3 +222,47 @@ def test_with_billing_disabled_the_profile_pages_say_so(signed_in_client, settin
     assert signed_in_client.post(SHARE, {"payer": "cust_x"}).status_code == 501
     assert signed_in_client.post(DETACH).status_code == 501
     assert not CustomerBilling.objects.exists()
+
+
+def test_once_its_plan_has_ended_a_sharing_account_detaches_and_its_paid_invoices_stay(
+    signed_in_client,
+    membership,
+    other_membership,
+    second_account,
+    stripe_emulator,
+    stripe_client,
+    clock,  # noqa: F811
+):
+    a, b = membership.customer, second_account
+    share(signed_in_client, b, a)
+    shared = BillingInfo.objects.for_customer(a).stripe_id
+    end_trial(b)
+    upgrade(signed_in_client, stripe_emulator, "starter")
+    stripe_emulator.deliver()
+    plan = CustomerPlan.objects.get(customer=b)
+    signed_in_client.post(reverse("billing:plan_cancel"), {"confirm": "yes"})
+    stripe_emulator.deliver()
+    stripe_emulator.advance_clock(clock.id, int(plan.current_period_end.timestamp()) + DAY)
+    assert CustomerPlan.objects.get(customer=b).status == CustomerPlan.Status.CANCELED
+
+    paid = [
+        invoice.id
+        for invoice in stripe_client.v1.invoices.list({"customer": shared}).data
+        if invoice.parent.subscription_details.metadata.customer_id == b.customer_id
+        and invoice.status == "paid"
+    ]
+    assert paid, "B's first invoice was paid on A's Stripe customer"
+    ours = list(Invoice.objects.filter(customer=b).values_list("pk", "stripe_invoice_id", "total"))
+
+    assert signed_in_client.post(DETACH).status_code == 302
+    own = BillingInfo.objects.for_customer(b).stripe_id
+    assert own != shared
+    for invoice_id in paid:
+        invoice = stripe_client.v1.invoices.retrieve(invoice_id)
+        assert (invoice.customer, invoice.status) == (shared, "paid")
+    assert stripe_client.v1.invoices.list({"customer": own}).data == []
+    assert (
+        list(Invoice.objects.filter(customer=b).values_list("pk", "stripe_invoice_id", "total"))
+        == ours
+    )
+    assert BillingInfo.objects.for_customer(a).stripe_id == shared

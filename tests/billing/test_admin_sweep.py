@@ -20,6 +20,7 @@ from django.utils import timezone
 from djstripe.models import Charge, Invoice
 
 from accounts.members import invitation_create
+from accounts.models import IdentityOrganization
 from billing.events import events_reconcile
 from billing.models import StripeEvent
 from licensing.api.authentication import service_key_create
@@ -116,6 +117,7 @@ def every_model_has_data(
     invitation_create(
         customer=customer, email="invited@example.com", role="member", invited_by=membership.user
     )
+    IdentityOrganization.objects.create(org_id="org_sweep", customer=customer)
     events_reconcile()  # a pass of the reconcile, for its admin page
     Group.objects.get_or_create(name="Support")
     Erasure.objects.create(customer_id="cust_" + "0" * 32, erased_at=timezone.now())

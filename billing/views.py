@@ -1,8 +1,9 @@
 """Billing pages. With no STRIPE_SECRET_KEY, billing is disabled: the overview says so and
 every billing action answers 501 Not Implemented, while the rest of the portal works.
 
-Every view works on the signed-in user's customer account; a card id in a URL is looked up
-within that account only, so another customer's card is a 404."""
+Every view works on the current account (`accounts.selectors.current_membership`: the one
+picked in the header, for a person in several); a card id in a URL is looked up within
+that account only, so another customer's card is a 404."""
 
 import dataclasses
 import uuid

@@ -74,7 +74,7 @@ class PortalGraphQLView(GraphQLView):
         if isinstance(request.graphql_caller, ServiceAPIKey):
             return Context(request, response, Customer.objects.all(), None)
         user = request.graphql_user
-        membership = current_membership(user=user)
+        membership = current_membership(request, user=user, auth=request.graphql_caller)
         return Context(
             request,
             response,

@@ -114,3 +114,25 @@ def test_a_token_sign_in_opens_a_session_in_the_organizations_account(
     assert f'id="customer-id">{membership.customer_id}<' not in home
     # A member of B only: B's billing pages are not theirs to manage.
     assert client.get(reverse("billing:payment_methods")).status_code in (403, 501)
+
+
+def test_graphqls_viewer_is_the_organizations_account_too(
+    client,
+    idp,  # noqa: F811
+    orgs,
+    membership,
+    other_membership,
+):
+    query = {"query": "query { viewer { customerId } }"}
+    for claims, expected in [
+        ({"org_id": "org_globex"}, other_membership.customer_id),
+        ({"org_id": "org_unknown"}, membership.customer_id),
+        ({}, membership.customer_id),
+    ]:
+        response = client.post(
+            "/api/graphql/",
+            query,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token(idp, **claims)}",
+        )
+        assert response.json()["data"]["viewer"]["customerId"] == expected, claims

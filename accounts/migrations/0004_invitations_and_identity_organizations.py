@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0002_user_email_verified_at'),
+        ('accounts', '0003_customer_suspended_at'),
     ]
 
     operations = [

@@ -179,7 +179,10 @@ def payment_methods(request):
             "last_card_locked": last_card_locked,
             "attempt": uuid.uuid4().hex,
             "payer": payer if shared else None,
-            "can_manage": not shared or profiles.is_owner(user=request.user, customer=payer),
+            # Only for a sharing account's non-owner: other renderings (support's view as
+            # customer) show the controls as the customer has them.
+            "managed_elsewhere": shared
+            and not profiles.is_owner(user=request.user, customer=payer),
         },
     )
 

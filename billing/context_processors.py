@@ -2,6 +2,9 @@ from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
 from accounts.models import Membership
+from accounts.selectors import current_membership
+
+BILLING_ROLES = {Membership.Role.OWNER, Membership.Role.BILLING}
 
 
 def billing(request) -> dict:
@@ -20,11 +23,14 @@ def _payment_due(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None
+    # The current account's only (a person in several sees the one they work in), and for
+    # its billing contacts only; the memberships are the page's own read.
+    membership = current_membership(request)
+    if membership is None or membership.role not in BILLING_ROLES:
+        return None
     return (
         InvoiceRecovery.objects.filter(
-            status=InvoiceRecovery.Status.OPEN,
-            customer__memberships__user=user,
-            customer__memberships__role__in=[Membership.Role.OWNER, Membership.Role.BILLING],
+            status=InvoiceRecovery.Status.OPEN, customer_id=membership.customer_id
         )
         .only("amount", "currency", "failed_at", "hosted_invoice_url")
         .order_by("failed_at", "id")

@@ -159,3 +159,23 @@ def test_a_plain_member_of_b_sees_the_product_side_of_b_and_no_billing_page(
     # Back in A, the owner's pages are all there again.
     signed_in_client.post(SWITCH, {"customer_id": a.customer_id})
     assert a.customer_id in sweep(signed_in_client)
+
+
+def test_the_unpaid_invoice_banner_is_the_current_accounts(
+    signed_in_client,
+    membership,
+    other_membership,
+    customer,  # noqa: F811
+):
+    from billing.models import BillingInfo, InvoiceRecovery
+
+    a, b = membership.customer, other_membership.customer
+    MembershipFactory(user=membership.user, customer=b, role=Membership.Role.BILLING)
+    billing_info = BillingInfo.objects.create(stripe_id="cus_a1")
+    InvoiceRecovery.objects.create(
+        stripe_invoice_id="in_unpaid_a", billing_info=billing_info, customer=a, amount=4900, currency="eur", failed_at=customer.created_at,
+        hosted_invoice_url="https://invoice.example/a",
+    )  # fmt: skip
+    assert "https://invoice.example/a" in signed_in_client.get(reverse("home")).content.decode()
+    signed_in_client.post(SWITCH, {"customer_id": b.customer_id})
+    assert "https://invoice.example/a" not in signed_in_client.get(reverse("home")).content.decode()

@@ -173,9 +173,14 @@ def test_the_unpaid_invoice_banner_is_the_current_accounts(
     MembershipFactory(user=membership.user, customer=b, role=Membership.Role.BILLING)
     billing_info = BillingInfo.objects.create(stripe_id="cus_a1")
     InvoiceRecovery.objects.create(
-        stripe_invoice_id="in_unpaid_a", billing_info=billing_info, customer=a, amount=4900, currency="eur", failed_at=customer.created_at,
+        stripe_invoice_id="in_unpaid_a",
+        billing_info=billing_info,
+        customer=a,
+        amount=4900,
+        currency="eur",
+        failed_at=customer.created_at,
         hosted_invoice_url="https://invoice.example/a",
-    )  # fmt: skip
+    )
     assert "https://invoice.example/a" in signed_in_client.get(reverse("home")).content.decode()
     signed_in_client.post(SWITCH, {"customer_id": b.customer_id})
     assert "https://invoice.example/a" not in signed_in_client.get(reverse("home")).content.decode()

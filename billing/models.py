@@ -379,8 +379,6 @@ class PaymentAttempt(models.Model):
 
     recovery = models.ForeignKey(InvoiceRecovery, on_delete=models.CASCADE, related_name="attempts")
     payment_method = models.CharField(max_length=255, help_text="The card tried (pm_…).")
-    brand = models.CharField(max_length=32, blank=True)
-    last4 = models.CharField(max_length=4, blank=True)
     round = models.PositiveIntegerField()
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
     decline_code = models.CharField(max_length=64, blank=True)
@@ -408,4 +406,7 @@ class PaymentAttempt(models.Model):
 
     @property
     def card_label(self) -> str:
-        return f"{self.brand.title() or 'Card'} ending {self.last4 or '····'}"
+        """ "Visa ending 4242", from the mirror: card details are Stripe's, not ours."""
+        from .mirror import card_label
+
+        return card_label(self.payment_method)

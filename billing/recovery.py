@@ -283,7 +283,6 @@ def _pending_settle(recovery: InvoiceRecovery | None) -> None:
 def _attempt_open(recovery: InvoiceRecovery, card: str) -> PaymentAttempt | None:
     """Write the attempt as pending, before the request: the one-pending constraint (and
     the row lock, where the database has one) lets a single run open it."""
-    label = mirror.cards_for_display(list(PaymentMethod.objects.filter(stripe_id=card)))
     try:
         with transaction.atomic():
             locked = InvoiceRecovery.objects.select_for_update().get(pk=recovery.pk)
@@ -293,8 +292,6 @@ def _attempt_open(recovery: InvoiceRecovery, card: str) -> PaymentAttempt | None
                 recovery=locked,
                 payment_method=card,
                 round=locked.round,
-                brand=label[0].brand if label else "",
-                last4=label[0].last4 if label and label[0].last4.isdigit() else "",
             )
     except IntegrityError:
         return None
@@ -309,6 +306,10 @@ def _attempt_settle(attempt: PaymentAttempt, result: gateway.PayResult) -> None:
         "not_payable": Outcome.NOT_PAYABLE,
     }[result.outcome]
     final = outcome == Outcome.DECLINED and decline_is_final(result.decline_code)
+    # The card as the timeline tells it, read from the mirror while it is still there.
+    shown = mirror.cards_for_display(
+        list(PaymentMethod.objects.filter(stripe_id=attempt.payment_method))
+    )
     with transaction.atomic():
         settled = PaymentAttempt.objects.filter(pk=attempt.pk, outcome=Outcome.PENDING).update(
             outcome=outcome,
@@ -320,11 +321,11 @@ def _attempt_settle(attempt: PaymentAttempt, result: gateway.PayResult) -> None:
             _timeline(
                 attempt.recovery,
                 "payment_attempted",
-                card=attempt.card_label,
+                card=mirror.card_label(attempt.payment_method),
                 outcome=str(outcome.label).lower(),
                 payment_method=attempt.payment_method,
-                brand=attempt.brand,
-                last4=attempt.last4,
+                brand=shown[0].brand if shown else "",
+                last4=shown[0].last4 if shown else "",
                 attempt=attempt.pk,
                 round=attempt.round,
                 result=str(outcome),

@@ -85,7 +85,9 @@ def test_a_final_decline_is_paid_by_the_next_card_which_becomes_primary(
     assert stripe_default(stripe_client, membership) == mastercard
     [attempt] = PaymentAttempt.objects.all()
     assert (attempt.payment_method, attempt.outcome) == (mastercard, "paid")
-    assert (attempt.brand, attempt.last4) == ("mastercard", "4444")
+    assert attempt.card_label == "Mastercard ending 4444"
+    entry = Entry.objects.get(kind="payment_attempted", data__attempt=attempt.pk)
+    assert (entry.data["brand"], entry.data["last4"]) == ("mastercard", "4444")
     saved = InvoiceRecovery.objects.get(stripe_invoice_id=renewal.id)
     assert saved.status == InvoiceRecovery.Status.RECOVERED
     assert (saved.round_payment_method, saved.round_decline_code) == (visa, "expired_card")

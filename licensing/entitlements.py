@@ -2,14 +2,16 @@
 projection or free trial, the catalog's limits, and the usage totals of the period."""
 
 import calendar
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -221,10 +223,11 @@ def limits_cache_clear(*, reload: bool = False) -> None:
     )
 
 
-def _sql() -> tuple[str, str]:
-    """check-access's query, and the fallback for a total it did not read, written out:
-    the ORM costs about 40 times the query itself here (measured by `make bench`), and
-    this is the hot path."""
+@functools.cache
+def _sql(vendor: str) -> tuple[str, str]:
+    """check-access's query, and the fallback for a total it did not read, written out
+    (once per database vendor): the ORM costs about 40 times the query itself here
+    (measured by `make bench`), and this is the hot path."""
     # Only table and column names are formatted in, from our own models; values are params.
     q = connection.ops.quote_name
     customer, customer_plan, plan, total, cap = (
@@ -265,17 +268,35 @@ def _month_start(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def _cursor(db):
+    """A cursor whose statements PostgreSQL parses and plans once per connection: Django's
+    psycopg cursors bind parameters in the client, so the server would plan check-access's
+    query afresh every time, which costs more than running it. Binding on the server, with
+    the settings' prepare_threshold of 0, psycopg prepares the statement on its first use
+    on each connection. Still Django's cursor wrapper, so the query is logged and counted
+    like any other. Elsewhere (SQLite), the usual cursor."""
+    if db.vendor != "postgresql":
+        return db.cursor()
+    db.ensure_connection()
+    raw = psycopg.Cursor(db.connection)
+    # Results in binary: psycopg's own loaders, in C, read the times (Django's loader for
+    # text times is Python, and the costliest part of reading the row).
+    raw.format = psycopg.pq.Format.BINARY
+    return db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
+
+
 def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) -> Decision:
     """May this customer use `feature` for `requested_usage` more units? One query: the
     customer with their plan and the feature's totals (limits come from memory). A total
     in a period the query did not read (a paid period that has not moved on yet) costs a
     second one."""
-    decision_sql, period_total_sql = _sql()
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of `connection` looks it up again
+    decision_sql, period_total_sql = _sql(db.vendor)
     now = timezone.now()
-    adapt = connection.ops.adapt_datetimefield_value
+    adapt = db.ops.adapt_datetimefield_value
     wanted_id = feature_id_for(feature)
     month_start = _month_start(now)
-    with connection.cursor() as cursor:
+    with _cursor(db) as cursor:
         cursor.execute(
             decision_sql,
             [wanted_id, wanted_id, adapt(month_start), wanted_id, adapt(FOREVER), customer_id],
@@ -300,7 +321,7 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
     def period_used(feature_id: int, start: datetime) -> int:
         if feature_id == wanted_id and start in read:
             return read[start]
-        with connection.cursor() as cursor:
+        with _cursor(db) as cursor:
             cursor.execute(period_total_sql, [customer_id, feature_id, adapt(start)])
             total = cursor.fetchone()
         return total[0] if total else 0

@@ -70,9 +70,6 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # check-access's lean path: a plain check from a service key is answered here, without
-    # the session, CSRF, auth and page work below (licensing/api/fast.py).
-    "licensing.api.fast.check_access_fast_path",
     # Near the top, so that no error page on /api/ below it stays HTML.
     "licensing.api.middleware.api_errors_as_json",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -128,6 +125,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Keep connections between requests (opening one costs more than check-access itself).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# check-access's query is a prepared statement on PostgreSQL, planned once per connection
+# (licensing/entitlements.py; every other query binds in the client and is never prepared).
+# Turn off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+# transaction mode).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})
+    if DATABASE_PREPARED_STATEMENTS:
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -55,6 +55,15 @@ def service_key_cache_clear() -> None:
         _service_keys.clear()
 
 
+def service_key_known(token: str) -> bool:
+    """Whether `token` is an unrevoked key, as `service_key_lookup` says, without making
+    the record (check-access's lean path needs no more)."""
+    hit = _service_keys.get(key_hash(token))
+    if hit is not None and time.monotonic() - hit[2] < SERVICE_KEY_CACHE_SECONDS:
+        return True
+    return service_key_lookup(token) is not None
+
+
 def service_key_lookup(token: str) -> ServiceAPIKey | None:
     """The unrevoked key `token` is, from the process's cache or one query; None if none."""
     digest = key_hash(token)

@@ -1,5 +1,7 @@
 """The API other services call (check-access, usage) and the customer's own (/me)."""
 
+from datetime import datetime
+
 from django.contrib.auth import login
 from django.db import transaction
 from django.utils import timezone
@@ -104,6 +106,13 @@ def decision_response(decision: Decision) -> Response:
     return response
 
 
+def iso_time(value: datetime) -> str:
+    """A time as DATETIME writes it (ISO 8601 in the current time zone, UTC as Z), at a
+    tenth of the cost: check-access writes up to two per answer."""
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def decision_body(decision: Decision) -> dict:
     usage = None
     if decision.limit is not None or decision.used is not None:
@@ -111,7 +120,7 @@ def decision_body(decision: Decision) -> dict:
             "used": decision.used,
             "limit": decision.limit,
             "remaining": decision.remaining,
-            "resets_at": decision.resets_at and DATETIME.to_representation(decision.resets_at),
+            "resets_at": decision.resets_at and iso_time(decision.resets_at),
         }
     soft = None
     if decision.soft_limit is not None:
@@ -123,8 +132,7 @@ def decision_body(decision: Decision) -> dict:
         "plan": decision.plan,
         "usage": usage,
         "soft_limit": soft,
-        "grace_ends_at": decision.grace_ends_at
-        and DATETIME.to_representation(decision.grace_ends_at),
+        "grace_ends_at": decision.grace_ends_at and iso_time(decision.grace_ends_at),
         "warning": decision.warning,
     }
 

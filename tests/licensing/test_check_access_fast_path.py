@@ -1,8 +1,11 @@
-"""check-access's lean path (licensing/api/fast.py) answers exactly as the DRF view does:
-every reason, warning and error, the 401s and the envelope; in one query with a
-remembered key; with revocation, plan, catalog and standing changes seen in time."""
+"""check-access's lean path (licensing/api/fast.py, in front of Django's handler in the
+WSGI application) answers exactly as the DRF view does: every reason, warning and error,
+the 401s and the envelope; in one query with a remembered key; with revocation, plan,
+catalog and standing changes seen in time."""
 
 import logging
+import subprocess
+import sys
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -11,7 +14,6 @@ import pytest
 import time_machine
 from django.contrib.admin.sites import site
 from django.db import connection
-from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -25,9 +27,8 @@ from licensing.models import CustomerPlan, Plan, PlanFeature, ServiceAPIKey
 from licensing.services import catalog_load, customer_plan_apply, usage_record
 from licensing.spend import spend_cap_set
 
-from .api_calls import CHECK
+from .api_calls import CHECK, FrontDoor
 
-FAST = "licensing.api.fast.check_access_fast_path"
 NOW = datetime(2027, 5, 14, 9, 30, tzinfo=UTC)
 
 
@@ -43,14 +44,9 @@ def ask(client, body, *, key=None, raw=None, content_type="application/json"):
 
 
 def both_paths(settings, body, **kwargs):
-    """The same question asked with the lean path and without it: (lean, slow)."""
-    lean = ask(Client(), body, **kwargs)
-    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != FAST]
-    try:
-        slow = ask(Client(), body, **kwargs)
-    finally:
-        settings.MIDDLEWARE = [settings.MIDDLEWARE[0], FAST, *settings.MIDDLEWARE[1:]]
-    return lean, slow
+    """The same question asked through the WSGI application (the lean path in front) and
+    of Django's handler (which never has it): (lean, slow)."""
+    return ask(FrontDoor(), body, **kwargs), ask(Client(), body, **kwargs)
 
 
 def same(lean, slow):
@@ -126,7 +122,7 @@ def test_every_reason_and_warning_is_answered_the_same_by_both_paths(
             body["customer_id"] = "cust_" + uuid.uuid4().hex
         lean, slow = both_paths(settings, body, key=service_key)
     answer = same(lean, slow)
-    assert type(lean) is HttpResponse and isinstance(slow, Response)  # each path answered
+    assert lean.lean and isinstance(slow, Response)  # each path answered
     expected = {
         "ok, metered, with soft limit": (200, "ok"),
         "ok, boolean": (200, "ok"),
@@ -191,7 +187,7 @@ def test_a_form_body_and_a_get_are_refused_the_same(settings, customers, service
         settings, "customer_id=x", key=service_key, content_type="application/x-www-form-urlencoded"
     )
     assert same(lean, slow).status_code == 415
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+    client = FrontDoor(HTTP_AUTHORIZATION=f"Bearer {service_key}")
     assert client.get(CHECK).status_code == 405
 
 
@@ -203,7 +199,7 @@ def test_the_fast_checks_accept_only_the_fields_the_serializer_knows():
 
 def test_one_query_per_check_with_a_remembered_key(customers, service_key):
     customer, _other = customers
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+    client = FrontDoor(HTTP_AUTHORIZATION=f"Bearer {service_key}")
     plan(customer, "pro")
     usage_record(customer=customer, feature="api_calls", quantity=3, idempotency_key="q")
     with CaptureQueriesContext(connection) as first:
@@ -211,7 +207,7 @@ def test_one_query_per_check_with_a_remembered_key(customers, service_key):
     with CaptureQueriesContext(connection) as queries:
         response = ask(client, question(customer, requested_usage=1))
     assert response.status_code == 200 and response.json()["usage"]["used"] == 3
-    assert type(response) is HttpResponse  # the lean path answered
+    assert response.lean
     # The first also looked up the key (and read the catalog's limits into memory).
     assert any("licensing_serviceapikey" in q["sql"] for q in first)
     assert len(queries) == 1, [q["sql"] for q in queries]
@@ -219,7 +215,7 @@ def test_one_query_per_check_with_a_remembered_key(customers, service_key):
 
 def test_a_refusal_is_not_logged_as_an_error(customers, service_key, caplog):
     customer, _other = customers
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+    client = FrontDoor(HTTP_AUTHORIZATION=f"Bearer {service_key}")
     with caplog.at_level(logging.WARNING, logger="django.request"):
         assert ask(client, question(customer, "sso")).status_code == 403
         consume = question(customer, "sso", consume=True, requested_usage=1,
@@ -231,7 +227,7 @@ def test_a_refusal_is_not_logged_as_an_error(customers, service_key, caplog):
 def test_a_key_revoked_in_the_admin_is_refused_at_once(customers, admin_user, rf):
     customer, _other = customers
     record, key = service_key_create(name="revoked soon")
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    client = FrontDoor(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert ask(client, question(customer)).status_code == 200  # now remembered
     request = rf.post("/")
     request.user = admin_user
@@ -248,7 +244,7 @@ def test_a_key_revoked_in_the_admin_is_refused_at_once(customers, admin_user, rf
 def test_a_key_revoked_elsewhere_is_refused_within_the_cache_lifetime(customers, monkeypatch):
     customer, _other = customers
     record, key = service_key_create(name="revoked by another instance")
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    client = FrontDoor(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert ask(client, question(customer)).status_code == 200
     ServiceAPIKey.objects.filter(pk=record.pk).update(revoked_at=timezone.now())
 
@@ -264,7 +260,7 @@ def test_plan_standing_and_catalog_changes_show_in_the_next_answer(
     customers, service_key, django_capture_on_commit_callbacks
 ):
     customer, _other = customers
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {service_key}")
+    client = FrontDoor(HTTP_AUTHORIZATION=f"Bearer {service_key}")
     assert ask(client, question(customer, "sso")).json()["reason"] == "feature_not_in_plan"
     plan(customer, "pro")  # a plan change
     assert ask(client, question(customer, "sso")).json()["reason"] == "ok"
@@ -312,6 +308,37 @@ def test_a_connection_that_went_stale_is_replaced_and_the_question_answered(
         return real(**question)
 
     monkeypatch.setattr(fast, "check_access", first_fails)
-    response = ask(Client(HTTP_AUTHORIZATION=f"Bearer {service_key}"), question(customer))
+    response = ask(FrontDoor(HTTP_AUTHORIZATION=f"Bearer {service_key}"), question(customer))
     assert response.status_code == 200
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2027, 5, 14, 9, 30, tzinfo=UTC),
+        datetime(2028, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2027, 5, 14, 11, 30, tzinfo=timezone.get_fixed_timezone(120)),
+    ],
+)
+def test_times_are_written_as_the_apis_datetime_field_writes_them(moment):
+    from licensing.api.views import DATETIME, iso_time
+
+    assert iso_time(moment) == DATETIME.to_representation(moment)
+    with timezone.override("Europe/Paris"):
+        assert iso_time(moment) == DATETIME.to_representation(moment)
+
+
+def test_the_wsgi_application_servers_run_has_the_lean_path_in_front():
+    # In a new process: importing billing_portal.wsgi sets Django up (logging included).
+    code = (
+        "from billing_portal.wsgi import application, django_application\n"
+        "from licensing.api.fast import CheckAccessFrontDoor\n"
+        "assert type(application) is CheckAccessFrontDoor\n"
+        "assert application.application is django_application\n"
+        "print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr

@@ -14,6 +14,7 @@ from . import (
     catalog,
     checkout,
     clocks,
+    coupons,
     customer_balance,
     customers,
     empty_lists,
@@ -51,6 +52,7 @@ ROUTES: list[Route] = by_specificity(
         *events.ROUTES,
         *webhook_endpoints.ROUTES,
         *clocks.ROUTES,
+        *coupons.ROUTES,
         *empty_lists.ROUTES,
     ]
 )

@@ -18,7 +18,6 @@ _EMPTY: tuple[tuple[str, type], ...] = (
     ("/v1/balance_transactions", P.BalanceTransactionListParams),
     ("/v1/billing_portal/configurations", P.billing_portal.ConfigurationListParams),
     ("/v1/country_specs", P.CountrySpecListParams),
-    ("/v1/coupons", P.CouponListParams),
     ("/v1/credit_notes", P.CreditNoteListParams),
     ("/v1/disputes", P.DisputeListParams),
     ("/v1/entitlements/active_entitlements", P.entitlements.ActiveEntitlementListParams),

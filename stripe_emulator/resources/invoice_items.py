@@ -142,6 +142,8 @@ def invoice_item_create(ctx: Context, params: dict[str, Any]) -> Obj:
         subscription_id=subscription_id,
         metadata=params.get("metadata") or {},
     )
+    if "discountable" in params:  # Stripe: "Defaults to true if no value is provided."
+        item["discountable"] = params["discountable"]
     if invoice is not None:
         item["invoice"] = invoice["id"]
         invoice_add_line(invoice, invoice_item_line(invoice, item, ctx.store))

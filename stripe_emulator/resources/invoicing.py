@@ -12,6 +12,7 @@ from stripe_emulator.ids import new_id, random_token
 from stripe_emulator.render import list_object
 from stripe_emulator.store import Obj, Store
 
+from .coupons import discount_amounts, subscription_discount_terms, subscription_once_discounts_use
 from .payment_methods import (
     payment_method_attach,
     payment_method_check_usable,
@@ -42,6 +43,8 @@ def invoice_build(
     now = ctx.now(customer["test_clock"])
     invoice_id = invoice_id or new_id("in")
     start, end = period or (now, now)
+    # A subscription's invoice carries the discounts in force when it is made.
+    terms = subscription_discount_terms(ctx.store, subscription, now) if subscription else []
     return {
         "id": invoice_id,
         "object": "invoice",
@@ -82,7 +85,7 @@ def invoice_build(
         "default_source": None,
         "default_tax_rates": [],
         "description": None,
-        "discounts": [],
+        "discounts": [term["discount"] for term in terms],
         "due_date": None,
         "effective_at": None,
         "ending_balance": None,
@@ -143,6 +146,7 @@ def invoice_build(
             "quote_details": None,
         },
         "customer_account": None,
+        "_discount_terms": terms,
     }
 
 
@@ -159,8 +163,10 @@ def invoice_line(
     invoice_item_id: str | None = None,
     proration: bool = False,
     metadata: dict[str, str] | None = None,
+    discountable: bool = True,
 ) -> Obj:
-    """One ``line_item``; its ``parent`` names the subscription item or invoice item behind it."""
+    """One ``line_item``; its ``parent`` names the subscription item or invoice item behind it.
+    A proration is never discountable (Stripe: "Always false for prorations")."""
     details = {
         "invoice_item": invoice_item_id,
         "proration": proration,
@@ -186,7 +192,7 @@ def invoice_line(
         "currency": invoice["currency"],
         "description": description,
         "discount_amounts": [],
-        "discountable": True,
+        "discountable": discountable and not proration,
         "discounts": [],
         "invoice": invoice["id"],
         "livemode": False,
@@ -250,12 +256,17 @@ def invoice_remove_item_line(invoice: Obj, invoice_item_id: str) -> None:
 
 
 def _recompute(invoice: Obj) -> None:
-    total = sum(item["amount"] for item in invoice["lines"]["data"])
+    """Totals from the lines: the subtotal less the discounts (no taxes here)."""
+    lines = invoice["lines"]["data"]
+    subtotal = sum(item["amount"] for item in lines)
+    discounts = discount_amounts(lines, invoice.get("_discount_terms") or [])
+    total = subtotal - sum(discount["amount"] for discount in discounts)
     invoice.update(
-        subtotal=total,
-        subtotal_excluding_tax=total,
+        subtotal=subtotal,
+        subtotal_excluding_tax=subtotal,
         total=total,
         total_excluding_tax=total,
+        total_discount_amounts=discounts,
         amount_due=max(total, 0),
         amount_remaining=max(total, 0) - invoice["amount_paid"],
     )
@@ -276,6 +287,7 @@ def invoice_item_line(invoice: Obj, item: Obj, store: Store) -> Obj:
         invoice_item_id=item["id"],
         proration=item["proration"],
         metadata=item["metadata"],
+        discountable=item["discountable"],
     )
 
 
@@ -316,6 +328,7 @@ def invoice_open(ctx: Context, invoice: Obj) -> Obj:
     else:
         invoice["webhooks_delivered_at"] = invoice["created"]
     ctx.store.add(invoice)
+    subscription_once_discounts_use(ctx, invoice)
     event = ctx.emit("invoice.created", invoice)
     if invoice["webhooks_delivered_at"] is None and event is not None:
         invoice["_awaiting_acknowledgement"] = {"event": event["id"], "endpoints": listening}

@@ -18,6 +18,7 @@ from stripe_emulator.store import Obj
 from stripe_emulator.timeutil import DAY, add_interval
 
 from .common import UNSET, assign, created_filter
+from .coupons import subscription_discounts_set
 from .invoicing import (
     REQUIRES_ACTION_MESSAGE,
     invoice_finalize,
@@ -182,6 +183,8 @@ def subscription_start(ctx: Context, params: dict[str, Any]) -> Obj:
         "customer_account": None,
     }
     ctx.store.add(subscription)
+    if "discounts" in params:
+        subscription_discounts_set(ctx, subscription, params["discounts"])
     for price, spec in zip(prices, params["items"], strict=True):
         item_new(ctx, subscription, price, spec, (now, period_end))
     if params.get("cancel_at_period_end"):
@@ -255,6 +258,8 @@ def subscription_update(ctx: Context, params: dict[str, Any], subscription: str)
     if params.get("default_payment_method"):
         _default_payment_method(ctx, customer, params["default_payment_method"])
     assign(found, params, ("default_payment_method", "description", "days_until_due"))
+    if "discounts" in params:
+        subscription_discounts_set(ctx, found, params["discounts"])
     if "items" in params:
         item_changes_apply(
             ctx,

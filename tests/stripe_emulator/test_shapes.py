@@ -156,6 +156,9 @@ def produced() -> dict[str, list[dict[str, Any]]]:
     )
     client.v1.webhook_endpoints.delete(doomed.id)
     client.v1.customers.delete(client.v1.customers.create({}).id)
+    client.v1.coupons.create({"id": "SHAPE25", "percent_off": 25.5, "duration": "forever"})
+    client.v1.subscriptions.update(subscription.id, {"discounts": [{"coupon": "SHAPE25"}]})
+    client.v1.coupons.delete(client.v1.coupons.create({"amount_off": 5, "currency": "usd"}).id)
     draft = client.v1.invoices.create({"customer": customer.id})
     client.v1.invoices.delete(draft.id)
 
@@ -253,6 +256,9 @@ def test_every_resource_is_covered(produced: dict[str, list[dict[str, Any]]]) ->
         "deleted_webhook_endpoint",
         "deleted_test_helpers.test_clock",
         "deleted_invoice",
+        "coupon",
+        "discount",
+        "deleted_coupon",
     }
     assert expected <= set(produced)
 

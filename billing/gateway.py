@@ -765,6 +765,44 @@ def subscription_cancel_at_period_end_set(
     )
 
 
+def _coupon_refusal(error: stripe.InvalidRequestError, coupon_id: str) -> BillingError:
+    """Stripe's refusal of a coupon, in words for the staff member who typed its id."""
+    if error.code == "resource_missing":
+        message = f"Stripe has no coupon with the id {coupon_id!r}."
+    elif error.code == "coupon_expired":
+        message = f"Coupon {coupon_id} can no longer be redeemed (expired or used up)."
+    else:
+        message = f"Stripe refused coupon {coupon_id}: {error.user_message}"
+    return BillingError(message, code=error.code, param="coupon")
+
+
+@translate_errors
+def coupon_retrieve(*, coupon_id: str) -> dict:
+    """A coupon's terms, with the products it is limited to (`applies_to`)."""
+    try:
+        return as_json(client().v1.coupons.retrieve(coupon_id, {"expand": ["applies_to"]}))
+    except stripe.InvalidRequestError as error:
+        raise _coupon_refusal(error, coupon_id) from error
+
+
+@translate_errors
+def subscription_coupon_apply(*, subscription_id: str, coupon_id: str, request_key: str) -> dict:
+    """Redeem a coupon on the subscription; it replaces the discounts it had. Answers the
+    subscription with its discounts expanded."""
+    try:
+        return as_json(
+            client().v1.subscriptions.update(
+                subscription_id,
+                {"discounts": [{"coupon": coupon_id}], "expand": ["discounts"]},
+                {"idempotency_key": idempotency_key(
+                    "coupon-apply", subscription_id, coupon_id, request_key
+                )},
+            )
+        )  # fmt: skip
+    except stripe.InvalidRequestError as error:
+        raise _coupon_refusal(error, coupon_id) from error
+
+
 @translate_errors
 def customer_test_clock(*, stripe_customer_id: str) -> str | None:
     return client().v1.customers.retrieve(stripe_customer_id).test_clock
@@ -1048,8 +1086,12 @@ OBJECT_PATHS = {
 @translate_errors
 def object_retrieve(*, object_type: str, object_id: str) -> dict | None:
     """An object as Stripe has it now; None when Stripe no longer has it."""
+    path = f"/v1/{OBJECT_PATHS[object_type]}/{object_id}"
+    if object_type == "invoice":
+        # dj-stripe's invoice mirror syncs each of its discounts: it needs them whole.
+        path += "?expand[]=discounts"
     try:
-        response = client().raw_request("get", f"/v1/{OBJECT_PATHS[object_type]}/{object_id}")
+        response = client().raw_request("get", path)
     except stripe.InvalidRequestError as error:
         if _missing(error):
             return None

@@ -70,8 +70,13 @@ def _stripe_customer_id(invoice: Invoice) -> str | None:
 
 
 def _billable(lines) -> list[InvoiceLine]:
-    """The lines that are Stripe invoice items: the plan's price is the subscription's."""
-    return [line for line in lines if line.kind != InvoiceLine.Kind.PLAN]
+    """The lines that are Stripe invoice items: the plan's price is the subscription's, and
+    a discount is Stripe's own arithmetic on the subscription's coupon."""
+    return [
+        line
+        for line in lines
+        if line.kind not in (InvoiceLine.Kind.PLAN, InvoiceLine.Kind.DISCOUNT)
+    ]
 
 
 def _needs_write(line: InvoiceLine) -> str | None:

@@ -14,7 +14,7 @@ from accounts.models import Customer
 from billing_portal.money import money_format
 from licensing.models import CustomerPlan, PlanFeature, ResourceEvent, UsageEvent
 
-from . import rating
+from . import discounts, rating
 from .models import Invoice, InvoiceLine
 
 PLAN_LINE_KEY = "plan"
@@ -117,8 +117,8 @@ def _held_line(invoice: Invoice, limits: PlanFeature, spans: list[rating.Span]) 
 
 
 def invoice_lines_desired(*, invoice: Invoice) -> list[InvoiceLine]:
-    """The lines the ledgers say the invoice has now (unsaved). Three queries, whatever
-    the number of features, events and invoices."""
+    """The lines the ledgers say the invoice has now (unsaved), the discount of a coupon
+    last. Four queries, whatever the number of features, events and invoices."""
     plan = invoice.plan
     desired = [
         InvoiceLine(
@@ -169,6 +169,11 @@ def invoice_lines_desired(*, invoice: Invoice) -> list[InvoiceLine]:
             desired.append(_held_line(invoice, limits, spans))
         else:
             desired.append(_usage_line(invoice, limits, used.get(limits.feature_id, 0)))
+    discount = discounts.invoice_discount(invoice=invoice)
+    if discount is not None:
+        line = discounts.discount_line(invoice=invoice, discount=discount, lines=desired)
+        if line is not None:
+            desired.append(line)
     return desired
 
 
@@ -208,8 +213,15 @@ def invoice_lines_refresh(*, invoice: Invoice, now: datetime | None = None) -> l
 
 
 def lines_in_order(lines) -> list[InvoiceLine]:
-    """The plan first, then the rest by key."""
-    return sorted(lines, key=lambda line: (line.kind != InvoiceLine.Kind.PLAN, line.key))
+    """The plan first, then the rest by key, the discount last."""
+    return sorted(
+        lines,
+        key=lambda line: (
+            line.kind != InvoiceLine.Kind.PLAN,
+            line.kind == InvoiceLine.Kind.DISCOUNT,
+            line.key,
+        ),
+    )
 
 
 # --- Reads for the pages ------------------------------------------------------------------------

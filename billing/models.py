@@ -167,6 +167,9 @@ class InvoiceLine(models.Model):
         PLAN = "plan", "Plan"
         USAGE = "usage", "Usage"
         HELD = "held", "Resource held"
+        # What a coupon takes off (negative), computed as Stripe computes it from the
+        # subscription's discount: never an invoice item, Stripe applies the coupon itself.
+        DISCOUNT = "discount", "Discount"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     key = models.CharField(
@@ -208,6 +211,53 @@ class InvoiceLine(models.Model):
     def held_days(self) -> Decimal:
         """Resource-days beyond the included, for a held line."""
         return (Decimal(self.quantity) / 86_400).quantize(Decimal("0.1"))
+
+
+class SubscriptionDiscount(models.Model):
+    """A coupon redeemed on a customer's subscription at Stripe (its `di_…` discount), with
+    the coupon's terms as they were redeemed, so that our invoices take off what Stripe's
+    will (`billing.discounts`). Stripe ids and terms only: nothing personal."""
+
+    class Duration(models.TextChoices):
+        ONCE = "once", "Once"
+        REPEATING = "repeating", "Repeating"
+        FOREVER = "forever", "Forever"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="discounts")
+    subscription_id = models.CharField(max_length=255, help_text="The Stripe subscription.")
+    stripe_discount_id = models.CharField(max_length=255, unique=True, help_text="di_…")
+    coupon_id = models.CharField(max_length=255, help_text="The Stripe coupon's id.")
+    coupon_name = models.CharField(max_length=255, blank=True)
+    percent_off = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    amount_off = models.BigIntegerField(
+        null=True, blank=True, help_text="Minor units, in `currency`."
+    )
+    currency = models.CharField(max_length=3, blank=True)
+    duration = models.CharField(max_length=16, choices=Duration.choices)
+    duration_in_months = models.PositiveIntegerField(null=True, blank=True)
+    starts_at = models.DateTimeField(help_text="Stripe's `start`: when it was redeemed.")
+    ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="Stripe's `end`, for a repeating coupon."
+    )
+    removed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When another coupon replaced it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(percent_off__isnull=False, amount_off__isnull=True)
+                    | models.Q(percent_off__isnull=True, amount_off__isnull=False)
+                ),
+                name="billing_discount_percent_or_amount",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.coupon_id} on {self.subscription_id}"
 
 
 class StripeEvent(models.Model):

@@ -25,7 +25,7 @@ from audit.models import Entry
 from billing import errors, gateway, invoice_sync, invoicing, plans
 from billing.cards import payment_method_sync
 from billing.events import stripe_event_replay
-from billing.models import BillingInfo, Invoice, PaymentMethod, StripeEvent
+from billing.models import BillingInfo, Invoice, PaymentMethod, StripeEvent, SubscriptionDiscount
 from billing.test_clocks import customer_test_clock_advance
 from billing_portal.money import currency_exponent, money_format
 from licensing.licenses import license_refresh
@@ -61,6 +61,7 @@ class Outcome:
     succeeded: bool
     message: str
     payload: object = None
+    error_param: str | None = None  # the form field a refusal was about
 
 
 class ReasonForm(forms.Form):
@@ -77,6 +78,11 @@ def state_of(customer_id: str) -> dict:
     customer = Customer.objects.get(pk=customer_id)
     plan = CustomerPlan.objects.select_related("plan").filter(customer_id=customer_id).first()
     current = License.objects.filter(customer_id=customer_id, revoked_at__isnull=True).first()
+    discount = (
+        SubscriptionDiscount.objects.filter(customer_id=customer_id, removed_at__isnull=True)
+        .values_list("coupon_id", "stripe_discount_id")
+        .first()
+    )
     # The newest invoices (an action touches an open one, or the current cycle's): the
     # entry's size does not grow with the customer's history.
     invoice_rows = list(Invoice.objects.filter(customer_id=customer_id).order_by("-id")[:24])
@@ -101,6 +107,7 @@ def state_of(customer_id: str) -> dict:
             .values_list("stripe_id", flat=True)
         ),
         "license": str(current.jti) if current else None,
+        "discount": list(discount) if discount else None,
         "invoices": {
             str(row.pk): {
                 "status": row.status,
@@ -295,6 +302,43 @@ def credit_add(customer: Customer, staff, data: dict) -> Done:
     )
 
 
+class CouponForm(ReasonForm):
+    coupon = forms.CharField(label="Coupon id", max_length=255, strip=True)
+
+
+def coupon_apply(customer: Customer, staff, data: dict) -> Done:
+    """Redeem a Stripe coupon on the customer's subscription (replacing any it had) and
+    put its discount on our current invoice, as Stripe will compute it at the renewal."""
+    from billing.discounts import discount_terms, subscription_discount_record
+
+    plan = CustomerPlan.objects.select_related("plan").filter(customer=customer).first()
+    if plan is None or not plan.is_live or not plan.subscription_id:
+        raise ActionRefused("This customer has no paid plan to apply a coupon to.", status=409)
+    coupon = gateway.coupon_retrieve(coupon_id=data["coupon"])
+    if (coupon.get("applies_to") or {}).get("products"):
+        raise errors.BillingError(
+            f"Coupon {coupon['id']} is limited to some products; the portal's ledger takes "
+            "coupons off the whole invoice only.",
+            param="coupon",
+        )
+    last = Entry.objects.filter(customer=customer).order_by("-id").values_list("pk", flat=True)
+    subscription = gateway.subscription_coupon_apply(
+        subscription_id=plan.subscription_id,
+        coupon_id=coupon["id"],
+        request_key=str(last.first() or 0),  # applying it again after any change is new
+    )
+    recorded = subscription_discount_record(
+        customer=customer, subscription=subscription, coupon=coupon
+    )
+    current = invoicing.current_invoice(customer=customer)
+    if current is not None:
+        invoicing.invoice_lines_refresh(invoice=current)
+    return Done(
+        f"Coupon {coupon['id']} applied ({discount_terms(recorded)})",
+        {"coupon": coupon["id"], "discount": recorded.stripe_discount_id},
+    )
+
+
 class PlanForm(ReasonForm):
     plan = forms.ModelChoiceField(
         queryset=Plan.objects.filter(is_active=True, amount__isnull=False),
@@ -454,6 +498,8 @@ class Action:
     # Reading is enough (the export, view as customer): read-only staff may do it.
     permission: str = permissions.ACT
     danger: bool = False
+    # The form field Stripe's refusal of this action can be about (shown next to it).
+    error_field: str | None = None
 
 
 ACTIONS: dict[str, Action] = {
@@ -472,6 +518,8 @@ ACTIONS: dict[str, Action] = {
         Action("invoice_uncollectible", "Mark uncollectible", invoice_uncollectible,
                InvoiceForm, danger=True),
         Action("credit_add", "Add a credit", credit_add, CreditForm),
+        Action("coupon_apply", "Apply a coupon", coupon_apply, CouponForm,
+               error_field="coupon"),
         Action("plan_change", "Change plan", plan_change, PlanForm),
         Action("plan_cancel", "Cancel at period end", plan_cancel, danger=True),
         Action("plan_resume", "Resume", plan_resume),
@@ -572,7 +620,12 @@ def action_run(
     if entry is None:
         entry = record(state_of(customer.pk))
     if failure is not None:
-        return Outcome(entry, False, f"{action.label} failed: {failure.user_message}")
+        return Outcome(
+            entry,
+            False,
+            f"{action.label} failed: {failure.user_message}",
+            error_param=failure.param,
+        )
     changed = entry.data["changed"]
     message = f"{done.summary}." + (f" Changed: {', '.join(changed)}." if changed else "")
     return Outcome(entry, True, message, done.payload)

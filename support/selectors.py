@@ -12,7 +12,8 @@ from djstripe import models as djstripe_models
 from accounts.models import Customer, Membership
 from audit.models import Entry
 from billing import invoicing, mirror
-from billing.models import BillingInfo, Invoice, PaymentMethod, StripeEvent
+from billing.discounts import discount_terms
+from billing.models import BillingInfo, Invoice, PaymentMethod, StripeEvent, SubscriptionDiscount
 from licensing.entitlements import customer_standing
 from licensing.models import CustomerPlan, License
 from licensing.selectors import customer_feature_use
@@ -72,6 +73,11 @@ class SupportPage:
     timeline: list[TimelineItem]
     erasure: Erasure | None
     open_invoices: list[InvoiceRow] = field(default_factory=list)
+    discount: SubscriptionDiscount | None = None  # the coupon on the subscription now
+
+    @property
+    def discount_terms(self) -> str:
+        return discount_terms(self.discount) if self.discount else ""
 
     @property
     def current_total(self) -> int:
@@ -154,6 +160,9 @@ def support_page(*, customer_id: str, now: datetime | None = None) -> SupportPag
         events=events,
         timeline=timeline_items(entries, by_id),
         erasure=Erasure.objects.filter(customer_id=customer.pk).first(),
+        discount=SubscriptionDiscount.objects.filter(
+            customer=customer, removed_at__isnull=True
+        ).first(),
     )
 
 

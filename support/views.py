@@ -107,6 +107,11 @@ def action(request, customer_id: str, name: str):
     except ActionRefused as refused:
         messages.error(request, f"{chosen.label}: {refused.message}")
         return _page_response(request, customer_id, forms={name: form}, status=refused.status)
+    if not outcome.succeeded and chosen.error_field and outcome.error_param == chosen.error_field:
+        # Stripe refused what was typed (an unknown coupon): said next to the field.
+        form.add_error(chosen.error_field, outcome.message)
+        messages.error(request, outcome.message)
+        return _page_response(request, customer_id, forms={name: form}, status=400)
     if not outcome.succeeded:
         messages.error(request, outcome.message)
         return redirect("support:customer", customer_id=customer_id)

@@ -141,6 +141,7 @@ def support_posts(customer, objects) -> list[tuple[str, str, dict]]:
                           "card": card.stripe_id if card else "pm_none"},
         "invoice_void": {"invoice": invoice.pk if invoice else 0},
         "plan_change": {"plan": "pro"},
+        "coupon_apply": {"coupon": "SPRING20"},  # none at Stripe: a failed, recorded attempt
         "event_replay": {"event": event.pk if event else "evt_none"},
         "clock_advance": {"days": "1"},
         "spend_cap_set": {"amount": 5000, "thresholds": "50,100", "mode": "alert"},

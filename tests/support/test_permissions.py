@@ -19,6 +19,7 @@ VALID = {
     "invoice_retry": {"invoice": 1, "card": "pm_x"},
     "invoice_void": {"invoice": 1},
     "plan_change": {"plan": "pro"},
+    "coupon_apply": {"coupon": "SPRING20"},
     "event_replay": {"event": "evt_x"},
     "clock_advance": {"days": "1"},
 }

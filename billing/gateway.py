@@ -977,6 +977,72 @@ def customer_personal_data_clear(*, stripe_customer_id: str, request_key: str) -
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class CustomerDebts:
+    """What a Stripe customer still owes or will still be billed, for deciding whether it
+    may be deleted (deleting it cancels its subscriptions at once, as Stripe documents)."""
+
+    deleted: bool = False
+    balance: int = 0  # positive: owed by the customer
+    unpaid_invoices: tuple[str, ...] = ()  # open, uncollectible or draft, with an amount left
+    billing_subscriptions: tuple[str, ...] = ()  # will still renew and bill
+    pending_items: int = 0  # pending invoice items' sum: the next invoice would take them
+
+    @property
+    def nothing_owed(self) -> bool:
+        return self.deleted or (
+            self.balance <= 0
+            and not self.unpaid_invoices
+            and not self.billing_subscriptions
+            and self.pending_items <= 0
+        )
+
+
+@translate_errors
+def customer_debts(*, stripe_customer_id: str) -> CustomerDebts:
+    api = client().v1
+    customer = api.customers.retrieve(stripe_customer_id)
+    if getattr(customer, "deleted", False):
+        return CustomerDebts(deleted=True)
+    unpaid = []
+    for status in ("draft", "open", "uncollectible"):
+        listed = api.invoices.list({"customer": stripe_customer_id, "status": status, "limit": 100})
+        for invoice in listed.auto_paging_iter():
+            left = invoice.amount_due if status == "draft" else invoice.amount_remaining
+            if left > 0:
+                unpaid.append(invoice.id)
+    subscriptions = api.subscriptions.list(
+        {"customer": stripe_customer_id, "status": "all", "limit": 100}
+    )
+    billing = [
+        subscription.id
+        for subscription in subscriptions.auto_paging_iter()
+        if subscription.status not in ("canceled", "incomplete_expired")
+        and not subscription.cancel_at_period_end
+    ]
+    items = api.invoice_items.list({"customer": stripe_customer_id, "pending": True, "limit": 100})
+    return CustomerDebts(
+        balance=customer.balance or 0,
+        unpaid_invoices=tuple(unpaid),
+        billing_subscriptions=tuple(billing),
+        pending_items=sum(item.amount for item in items.auto_paging_iter()),
+    )
+
+
+@translate_errors
+def customer_delete(*, stripe_customer_id: str) -> None:
+    """Delete the Stripe customer (GDPR, when nothing is owed): Stripe cancels its
+    subscriptions at once and answers the deleted stub from then on. Deleting it again
+    (a retried erasure) is a no-op."""
+    try:
+        client().v1.customers.delete(stripe_customer_id)
+    except stripe.InvalidRequestError as error:
+        if not _missing(error):
+            raise
+        if not getattr(client().v1.customers.retrieve(stripe_customer_id), "deleted", False):
+            raise
+
+
 # --- Collecting a failed invoice (recovery) --------------------------------------------------
 
 

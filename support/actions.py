@@ -472,8 +472,14 @@ def erase(customer: Customer, staff, data: dict) -> Done:
     if data["confirm"].strip() != customer.customer_id:
         raise ActionRefused("Type the customer id exactly to confirm the erasure.", status=400)
     erasure = personal_data_erase(customer=customer, staff=staff)
+    if erasure.stripe_customers_deleted:
+        stripe_part = "the Stripe customer deleted: nothing was owed"
+    elif erasure.stripe_customer_ids:
+        stripe_part = "the Stripe customer's details cleared: it still bills or is owed"
+    else:
+        stripe_part = "no Stripe customer of its own"
     return Done(
-        "Personal data erased (people, names and the Stripe customer's details)",
+        f"Personal data erased (people, names; {stripe_part})",
         {"erasure": erasure.pk, "users": len(erasure.user_ids)},
     )
 

@@ -3,7 +3,8 @@ in one JSON document, and erase them.
 
 Erasing removes the people (their users, with their emails), the company name, their
 sessions and their licenses' validity from our tables, redacts what the timeline says of
-them, and clears the Stripe customer's personal fields. The billing records the law keeps
+them, and deletes the Stripe customer when nothing is owed (or clears its personal fields
+when something still is, or will be, billed). The billing records the law keeps
 (our invoices' numbers and amounts) stay, with nobody in them. An `Erasure` record of ids
 only is kept in the database and appended to ERASURE_LOG_PATH, outside it, so that the
 erasure can be applied again after restoring a backup taken before it
@@ -152,8 +153,14 @@ def personal_data_erase(*, customer: Customer, staff: AbstractBaseUser | None) -
             "Billing is not enabled, so the Stripe customer cannot be erased now: nothing "
             "was erased."
         )
-    if stripe_ids:
-        for stripe_id in stripe_ids:
+    deleted = []
+    for stripe_id in stripe_ids:
+        # Deleting cancels its subscriptions at once: only when nothing is owed or will
+        # still be billed. Otherwise the customer stays, without the person.
+        if gateway.customer_debts(stripe_customer_id=stripe_id).nothing_owed:
+            gateway.customer_delete(stripe_customer_id=stripe_id)
+            deleted.append(stripe_id)
+        else:
             gateway.customer_personal_data_clear(
                 stripe_customer_id=stripe_id, request_key=customer.customer_id
             )
@@ -161,6 +168,7 @@ def personal_data_erase(*, customer: Customer, staff: AbstractBaseUser | None) -
         customer_id=customer.customer_id,
         user_ids=[user.pk for user in _people(customer.customer_id)],
         stripe_customer_ids=stripe_ids,
+        stripe_customers_deleted=deleted,
         staff_id=staff.pk if staff else None,
         erased_at=timezone.now(),
     )
@@ -229,6 +237,7 @@ def _log_line(erasure: Erasure) -> dict:
         "customer_id": erasure.customer_id,
         "user_ids": erasure.user_ids,
         "stripe_customer_ids": erasure.stripe_customer_ids,
+        "stripe_customers_deleted": erasure.stripe_customers_deleted,
         "staff_id": erasure.staff_id,
         "erased_at": erasure.erased_at.isoformat(),
     }
@@ -272,6 +281,7 @@ def erasures_reapply(*, path: Path | None = None) -> int:
                 defaults={
                     "user_ids": record["user_ids"],
                     "stripe_customer_ids": record["stripe_customer_ids"],
+                    "stripe_customers_deleted": record.get("stripe_customers_deleted", []),
                     "staff_id": record.get("staff_id"),
                     "erased_at": datetime.fromisoformat(record["erased_at"]),
                 },

@@ -12,6 +12,12 @@ class Erasure(models.Model):
     customer_id = models.CharField(max_length=37, unique=True)
     user_ids = models.JSONField(default=list, help_text="Our users erased with the account.")
     stripe_customer_ids = models.JSONField(default=list)
+    stripe_customers_deleted = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Those of stripe_customer_ids deleted at Stripe (nothing was owed); the "
+        "others had their personal fields cleared.",
+    )
     staff_id = models.BigIntegerField(null=True, blank=True, help_text="Who asked for it.")
     erased_at = models.DateTimeField()
 

@@ -13,14 +13,17 @@ from django.urls import reverse
 
 from accounts.models import Customer, Membership, User
 from audit.models import Entry
-from billing.models import BillingInfo, Invoice
+from billing import gateway
+from billing.models import BillingInfo, Invoice, StripeEvent
 from licensing.licenses import license_refresh
 from licensing.models import License
 from support.models import Erasure
 from tests.accounts.factories import UserFactory
 from tests.billing.test_billing_details import save as save_details
 from tests.billing.test_cards import add_card
+from tests.billing.test_invoice_sync import on_pro  # noqa: F401
 from tests.billing.test_personal_data import database_dump
+from tests.billing.test_plans import catalog, clock  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the erasure log is written on commit
 
@@ -78,7 +81,7 @@ def test_export_is_one_json_document_of_ours_and_stripes(account, support_client
 
 
 def test_erase_then_restore_and_erase_again(
-    account, signed_in_client, support_client, stripe_client, erasure_log, tmp_path
+    account, signed_in_client, support_client, stripe_client, stripe_emulator, erasure_log, tmp_path
 ):
     stripe_id = BillingInfo.objects.for_customer(account).stripe_id
     Invoice.objects.create(
@@ -105,9 +108,13 @@ def test_erase_then_restore_and_erase_again(
     _assert_erased(account, stripe_id)
     # Their sessions ended: the owner's browser is signed out.
     assert signed_in_client.get(reverse("billing:overview")).status_code == 302
+    # Nothing was owed and nothing will bill: Stripe's customer is deleted, not just cleared.
     stripe_customer = stripe_client.v1.customers.retrieve(stripe_id)
-    assert not (stripe_customer.name or stripe_customer.email or stripe_customer.phone)
-    assert not stripe_customer.address
+    assert stripe_customer.to_dict() == {"id": stripe_id, "object": "customer", "deleted": True}
+    assert Erasure.objects.get().stripe_customers_deleted == [stripe_id]
+    assert "the Stripe customer deleted: nothing was owed" in erase_entry.sentence
+    stripe_emulator.deliver()  # customer.deleted: processed like any other event
+    assert [e.status for e in StripeEvent.objects.filter(type="customer.deleted")] == ["processed"]
     # What the law keeps: the invoice's number and amount, with nobody in it.
     kept = Invoice.objects.get(number="ACME-0007")
     assert (kept.total, kept.customer_id) == (4900, account.customer_id)
@@ -127,7 +134,9 @@ def test_erase_then_restore_and_erase_again(
     call_command("erasures_reapply", stdout=out)
     assert "1 erasure(s) applied" in out.getvalue()
     _assert_erased(account, stripe_id)
-    assert Erasure.objects.filter(customer_id=account.customer_id).exists()
+    assert Erasure.objects.get(customer_id=account.customer_id).stripe_customers_deleted == [
+        stripe_id
+    ]
 
 
 def _any_plan():
@@ -169,3 +178,62 @@ def test_an_unwritable_erasure_log_erases_nothing(
     assert not Erasure.objects.exists()
     stripe_id = BillingInfo.objects.for_customer(account).stripe_id
     assert stripe_client.v1.customers.retrieve(stripe_id).name == DETAILS["name"]
+
+
+def _erase(support_client, account):
+    response = act(support_client, account, "erase", confirm=account.customer_id, reason="art. 17")
+    assert response.status_code == 302
+    [entry] = Entry.objects.filter(kind="support_erase")
+    assert entry.data["outcome"] == "succeeded", entry.sentence
+    return entry
+
+
+def test_a_customer_who_owes_a_balance_is_cleared_not_deleted(
+    account, support_client, stripe_client, erasure_log, tmp_path
+):
+    stripe_id = BillingInfo.objects.for_customer(account).stripe_id
+    stripe_client.v1.customers.balance_transactions.create(
+        stripe_id, {"amount": 500, "currency": "eur", "description": "owed"}
+    )
+    backup = tmp_path / "backup.json"
+    call_command("dumpdata", f"--output={backup}", verbosity=0)
+    entry = _erase(support_client, account)
+    assert "details cleared: it still bills or is owed" in entry.sentence
+    stripe_customer = stripe_client.v1.customers.retrieve(stripe_id)
+    assert not getattr(stripe_customer, "deleted", False)
+    assert not (stripe_customer.name or stripe_customer.email or stripe_customer.phone)
+    assert not stripe_customer.address and stripe_customer.balance == 500
+    record = Erasure.objects.get()
+    assert (record.stripe_customer_ids, record.stripe_customers_deleted) == ([stripe_id], [])
+    _assert_erased(account, stripe_id)
+    call_command("flush", interactive=False, inhibit_post_migrate=True, verbosity=0)
+    call_command("loaddata", str(backup), verbosity=0)
+    call_command("erasures_reapply", stdout=StringIO())
+    _assert_erased(account, stripe_id)
+
+
+def test_a_customer_whose_plan_still_bills_keeps_its_stripe_customer(
+    on_pro,  # noqa: F811
+    membership,
+    support_client,
+    stripe_client,
+    erasure_log,
+):
+    account = membership.customer
+    stripe_id = BillingInfo.objects.for_customer(account).stripe_id
+    entry = _erase(support_client, account)
+    assert "details cleared" in entry.sentence
+    stripe_customer = stripe_client.v1.customers.retrieve(stripe_id)
+    assert not getattr(stripe_customer, "deleted", False) and not stripe_customer.email
+    subscription = stripe_client.v1.subscriptions.retrieve(on_pro.subscription_id)
+    assert subscription.status == "active"  # not canceled by a deletion
+    assert Erasure.objects.get().stripe_customers_deleted == []
+
+
+def test_deleting_a_deleted_customer_again_is_a_no_op(account, stripe_client):
+    stripe_id = BillingInfo.objects.for_customer(account).stripe_id
+    assert gateway.customer_debts(stripe_customer_id=stripe_id).nothing_owed
+    gateway.customer_delete(stripe_customer_id=stripe_id)
+    gateway.customer_delete(stripe_customer_id=stripe_id)  # a retried erasure
+    debts = gateway.customer_debts(stripe_customer_id=stripe_id)
+    assert debts.deleted and debts.nothing_owed

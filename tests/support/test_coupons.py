@@ -11,11 +11,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from djstripe.models import Discount as MirroredDiscount
 
 from audit.models import Entry
 from billing import discounts
 from billing.invoice_sync import invoice_sync_to_stripe
-from billing.models import Invoice, InvoiceLine, SubscriptionDiscount
+from billing.models import Invoice, InvoiceLine, StripeEvent, SubscriptionDiscount
 from licensing.models import CustomerPlan
 from tests.billing.test_invoice_sync import on_pro, renew, use  # noqa: F401
 from tests.billing.test_plans import DAY, catalog, clock  # noqa: F401
@@ -87,6 +88,10 @@ def test_a_percent_coupon_applied_on_the_support_page_is_taken_off_both_sides(
     assert stripe_invoice.amount_due == invoice.total == (4900 + 1000) * 80 // 100
     assert stripe_invoice.total_discount_amounts[0].discount == discount.id
     assert not Entry.objects.filter(customer=customer, kind="invoice_drift").exists()
+    # Every event of the way (the subscription's discounts, invoices carrying them) was
+    # processed, dj-stripe's mirror of the invoice's discounts included.
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert MirroredDiscount.objects.filter(id=discount.id).exists()
     # The next cycle is within the three months: its invoice is discounted too.
     following = Invoice.objects.get(customer=customer, status=Invoice.Status.OPEN)
     assert discount_line(following).amount == -980

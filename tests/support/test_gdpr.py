@@ -16,7 +16,7 @@ from audit.models import Entry
 from billing import gateway
 from billing.models import BillingInfo, Invoice, StripeEvent
 from licensing.licenses import license_refresh
-from licensing.models import License
+from licensing.models import CustomerPlan, License
 from support.models import Erasure
 from tests.accounts.factories import UserFactory
 from tests.billing.test_billing_details import save as save_details
@@ -237,3 +237,27 @@ def test_deleting_a_deleted_customer_again_is_a_no_op(account, stripe_client):
     gateway.customer_delete(stripe_customer_id=stripe_id)  # a retried erasure
     debts = gateway.customer_debts(stripe_customer_id=stripe_id)
     assert debts.deleted and debts.nothing_owed
+
+
+def test_a_plan_set_to_end_bills_no_more_so_the_customer_is_deleted_and_it_ends_now(
+    on_pro,  # noqa: F811
+    membership,
+    support_client,
+    stripe_client,
+    stripe_emulator,
+    erasure_log,
+):
+    from billing.plans import plan_cancel_at_period_end
+
+    account = membership.customer
+    stripe_id = BillingInfo.objects.for_customer(account).stripe_id
+    plan_cancel_at_period_end(customer=account, cancel=True, source="portal")
+    stripe_emulator.deliver()
+    entry = _erase(support_client, account)
+    assert "the Stripe customer deleted: nothing was owed" in entry.sentence
+    assert stripe_client.v1.customers.retrieve(stripe_id).to_dict()["deleted"] is True
+    subscription = stripe_client.v1.subscriptions.retrieve(on_pro.subscription_id)
+    assert subscription.status == "canceled"  # Stripe ends it at once with the customer
+    stripe_emulator.deliver()
+    assert CustomerPlan.objects.get(customer=account).status == CustomerPlan.Status.CANCELED
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}

@@ -268,3 +268,21 @@ def test_which_cycles_a_discount_is_on():
                                      base=1004) == 126  # fmt: skip
     fixed = SubscriptionDiscount(amount_off=700, currency="eur", duration="once")
     assert discounts.discount_amount(fixed, base=500) == 500
+
+
+def test_with_billing_disabled_the_page_shows_the_coupon_and_the_action_is_refused(
+    membership, support_client, settings
+):
+    assert not settings.BILLING_ENABLED
+    customer = membership.customer
+    SubscriptionDiscount.objects.create(
+        customer=customer, subscription_id="sub_1", stripe_discount_id="di_1",
+        coupon_id="SPRING20", duration="repeating", duration_in_months=3,
+        percent_off=Decimal(20), starts_at=datetime(2031, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    page = support_client.get(reverse("support:customer", args=[customer.customer_id]))
+    assert "SPRING20: 20 % off for 3 months" in page.content.decode()
+    response = act(support_client, customer, coupon="SPRING20", reason="campaign")
+    assert response.status_code == 403
+    assert "Billing is not enabled" in response.content.decode()
+    assert not Entry.objects.filter(actor=support_client.user).exists()

@@ -19,6 +19,7 @@ from stripe_emulator.store import Obj, Store
 from stripe_emulator.timeutil import DAY, add_interval
 
 from .common import deleted
+from .coupons import subscription_discounts_expire
 from .invoicing import invoice_finalize
 from .previews import subscription_upcoming_notice
 from .subscription_lifecycle import (
@@ -192,6 +193,10 @@ def _subscription_action(ctx: Context, subscription: Obj, action: str) -> Any:
         return lambda: subscription_upcoming_notice(ctx, subscription)
     if action == "pending_update_expire":
         return lambda: subscription_pending_update_expire(ctx, subscription)
+    if action == "discount_end":
+        return lambda: subscription_discounts_expire(
+            ctx, subscription, ctx.now(subscription["test_clock"])
+        )
     return lambda: subscription_end(
         ctx, subscription, reason="cancellation_requested", at=subscription["cancel_at"]
     )

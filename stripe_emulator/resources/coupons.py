@@ -249,8 +249,21 @@ def subscription_discount_terms(store: Store, subscription: Obj, now: int) -> li
     return terms
 
 
-def subscription_discounts_expire(ctx: Context, subscription: Obj, now: int) -> None:
-    """At a renewal: discounts that have ended leave the subscription."""
+def subscription_discount_ends(store: Store, subscription: Obj) -> list[int]:
+    """When the subscription's repeating discounts end (a test clock removes them then)."""
+    ends = []
+    for discount_id in subscription["discounts"]:
+        found = store.get(discount_id)
+        if found is not None and found["end"] is not None:
+            ends.append(found["end"])
+    return ends
+
+
+def subscription_discounts_expire(
+    ctx: Context, subscription: Obj, now: int, *, announce: bool = True
+) -> None:
+    """Discounts that have ended leave the subscription (``customer.subscription.updated``;
+    at a renewal, the renewal's own event says it)."""
     live = [
         discount_id
         for discount_id in subscription["discounts"]
@@ -258,8 +271,11 @@ def subscription_discounts_expire(ctx: Context, subscription: Obj, now: int) -> 
         and (found["end"] is None or now < found["end"])
     ]
     if live != subscription["discounts"]:
+        before = ctx.snapshot(subscription)
         subscription["discounts"] = live
         ctx.store.touch(subscription)
+        if announce:
+            ctx.emit("customer.subscription.updated", subscription, before)
 
 
 def subscription_once_discounts_use(ctx: Context, invoice: Obj) -> None:

@@ -16,7 +16,7 @@ from stripe_emulator.timeutil import DAY, add_interval
 
 from .catalog import price_create
 from .common import assign
-from .coupons import subscription_discounts_expire
+from .coupons import subscription_discount_ends, subscription_discounts_expire
 from .invoice_items import invoice_item_add
 from .invoicing import (
     AUTO_FINALIZE_DELAY,
@@ -221,7 +221,9 @@ def subscription_cycle(ctx: Context, subscription: Obj) -> None:
     set_period(ctx, subscription, end, next_end)
     if subscription["status"] == "trialing":
         subscription["status"] = "active"
-    subscription_discounts_expire(ctx, subscription, ctx.now(subscription["test_clock"]))
+    subscription_discounts_expire(
+        ctx, subscription, ctx.now(subscription["test_clock"]), announce=False
+    )
     invoice = cycle_invoice(ctx, subscription, "subscription_cycle", (start, end), trial=False)
     invoice["automatically_finalizes_at"] = end + AUTO_FINALIZE_DELAY
     subscription["latest_invoice"] = invoice["id"]
@@ -321,6 +323,7 @@ def subscription_due_actions(store: Store, subscription: Obj) -> list[tuple[int,
             and subscription.get("_upcoming_sent_for") != end
         ):
             actions.append((notice, "upcoming"))
+    actions += [(end, "discount_end") for end in subscription_discount_ends(store, subscription)]
     trial_end = subscription["trial_end"]
     if (
         subscription["status"] == "trialing"

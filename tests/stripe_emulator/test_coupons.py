@@ -147,6 +147,14 @@ def test_a_repeating_coupon_ends_after_its_months_and_a_once_coupon_after_one_in
         end = api.subscriptions.retrieve(subscription.id)["items"].data[0].current_period_end
     assert totals == [900, 900, 1000]  # 3 months from START: the renewals at +1 and +2 months
     assert api.subscriptions.retrieve(subscription.id).discounts == []
+    # It left the subscription at its end (the clock passed it), as the update says.
+    updates = [
+        event["data"] for event in world.endpoint.events
+        if event["type"] == "customer.subscription.updated"
+        and event["data"]["object"]["discounts"] == []
+        and event["data"].get("previous_attributes", {}).get("discounts") == [discount.id]
+    ]  # fmt: skip
+    assert len(updates) == 1
 
     api.coupons.create({"id": "FIRST", "percent_off": 50})  # duration once, Stripe's default
     api.subscriptions.update(subscription.id, {"discounts": [{"coupon": "FIRST"}]})

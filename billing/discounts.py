@@ -2,6 +2,7 @@
 Stripe made, which of our invoices it applies to, and what it takes off, computed the way
 Stripe computes it, so that the renewal's drift check still matches Stripe's total."""
 
+import logging
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -10,7 +11,10 @@ from django.db import transaction
 from accounts.models import Customer
 from billing_portal.money import money_format
 
+from . import gateway
 from .models import Invoice, InvoiceLine, SubscriptionDiscount
+
+logger = logging.getLogger(__name__)
 
 DISCOUNT_LINE_KEY = "discount"
 
@@ -58,16 +62,56 @@ def subscription_discount_record(
     return recorded
 
 
+def subscription_discounts_follow(*, customer: Customer | None, subscription: dict) -> None:
+    """Our records follow the discounts of Stripe's subscription, as every sync of it
+    sees them: one gone at Stripe (removed in the Dashboard, a `once` one used, a
+    repeating one ended) is marked removed at Stripe's time now; one made at Stripe
+    (the Dashboard) is recorded with its coupon. Stripe is asked only when they differ;
+    outside any transaction."""
+    on_stripe = {
+        found if isinstance(found, str) else found["id"]
+        for found in subscription.get("discounts") or []
+    }
+    recorded = dict(
+        SubscriptionDiscount.objects.filter(subscription_id=subscription["id"]).values_list(
+            "stripe_discount_id", "removed_at"
+        )
+    )
+    gone = {di for di, removed_at in recorded.items() if removed_at is None} - on_stripe
+    new = on_stripe - set(recorded)
+    if gone:
+        now = _moment(gateway.stripe_now(test_clock_id=subscription.get("test_clock")))
+        SubscriptionDiscount.objects.filter(
+            stripe_discount_id__in=gone, removed_at__isnull=True
+        ).update(removed_at=now)
+    if not new or customer is None:
+        return
+    expanded = gateway.subscription_discounts_retrieve(subscription_id=subscription["id"])
+    for discount in expanded.get("discounts") or []:
+        if not isinstance(discount, dict) or discount["id"] not in new:
+            continue
+        coupon_id = (discount.get("source") or {}).get("coupon")
+        coupon_id = coupon_id if isinstance(coupon_id, str) else (coupon_id or {}).get("id")
+        if not coupon_id:
+            continue  # a promotion code's: not ours to model
+        coupon = gateway.coupon_retrieve(coupon_id=coupon_id)
+        if (coupon.get("applies_to") or {}).get("products"):
+            logger.warning("Coupon %s on %s is limited to products: not modelled",
+                           coupon_id, subscription["id"])  # fmt: skip
+            continue
+        subscription_discount_record(customer=customer, subscription=expanded, coupon=coupon)
+
+
 def discount_applies(discount: SubscriptionDiscount, invoice: Invoice) -> bool:
     """Whether Stripe's renewal invoice for this cycle (made at its end) carries the
-    discount: redeemed before it, not replaced by then, not ended (a repeating coupon
+    discount: redeemed before it, not removed before it, not ended (a repeating coupon
     covers invoices made before its `end`), and for a `once` coupon, only the cycle it
     was redeemed in (its first invoice)."""
     renews_at = invoice.period_end
     if discount.subscription_id != invoice.subscription_id or discount.starts_at >= renews_at:
         return False
-    if discount.removed_at is not None and discount.removed_at <= renews_at:
-        return False
+    if discount.removed_at is not None and discount.removed_at < renews_at:
+        return False  # gone before the renewal (one used by it is removed at it or after)
     if discount.ends_at is not None and renews_at >= discount.ends_at:
         return False
     if discount.duration == SubscriptionDiscount.Duration.ONCE:

@@ -823,6 +823,17 @@ def test_clock_retrieve(*, test_clock_id: str) -> dict:
 
 
 @translate_errors
+def subscription_discounts_retrieve(*, subscription_id: str) -> dict:
+    """The subscription with its discounts expanded (their coupon and dates)."""
+    return as_json(client().v1.subscriptions.retrieve(subscription_id, {"expand": ["discounts"]}))
+
+
+def stripe_now(*, test_clock_id: str | None) -> int:
+    """Stripe's time for an object: its test clock's, or the wall clock's."""
+    return test_clock_now(test_clock_id=test_clock_id) if test_clock_id else int(time.time())
+
+
+@translate_errors
 def test_clock_now(*, test_clock_id: str) -> int:
     """A test clock's frozen time (tests and the demo only; live mode has no clocks)."""
     return client().v1.test_helpers.test_clocks.retrieve(test_clock_id).frozen_time

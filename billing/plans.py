@@ -15,7 +15,7 @@ from audit.models import Entry
 from licensing.models import CustomerPlan, Plan
 from licensing.services import Transition, customer_plan_apply
 
-from . import errors, gateway, invoicing, mirror
+from . import discounts, errors, gateway, invoicing, mirror
 from .cards import billing_info_ensure, payment_method_sync
 from .errors import AlreadySubscribed, CardNeeded
 from .ledger import billing_entries_record
@@ -73,6 +73,9 @@ def subscription_sync(*, subscription_id: str, source: str = "stripe") -> list[T
                 subscription_id=subscription_id, payment_method_id=card
             )
         mirror.object_mirror(subscription)
+        discounts.subscription_discounts_follow(
+            customer=_customer_of(subscription), subscription=subscription
+        )
         return _subscription_apply(
             subscription, source=source, change_details=_change_money(subscription)
         )

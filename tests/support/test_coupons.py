@@ -286,3 +286,32 @@ def test_with_billing_disabled_the_page_shows_the_coupon_and_the_action_is_refus
     assert response.status_code == 403
     assert "Billing is not enabled" in response.content.decode()
     assert not Entry.objects.filter(actor=support_client.user).exists()
+
+
+def test_a_coupon_applied_and_removed_at_stripe_is_followed_by_our_ledger(
+    on_pro,  # noqa: F811
+    membership,
+    stripe_emulator,
+    stripe_client,
+    clock,  # noqa: F811
+):
+    """In the Dashboard, say: the subscription's sync records it, and its removal."""
+    customer = membership.customer
+    stripe_client.v1.coupons.create({"id": "DASH15", "percent_off": 15, "duration": "forever"})
+    stripe_client.v1.subscriptions.update(
+        on_pro.subscription_id, {"discounts": [{"coupon": "DASH15"}]}
+    )
+    stripe_emulator.deliver()
+    recorded = SubscriptionDiscount.objects.get(customer=customer)
+    assert (recorded.coupon_id, recorded.duration, recorded.removed_at) == (
+        "DASH15", "forever", None,
+    )  # fmt: skip
+    assert discount_line(on_pro).description == "Discount: DASH15, 15 % off forever"
+    stripe_client.v1.subscriptions.update(on_pro.subscription_id, {"discounts": ""})
+    stripe_emulator.deliver()
+    assert SubscriptionDiscount.objects.get(customer=customer).removed_at is not None
+    assert discount_line(on_pro) is None
+    renew(stripe_emulator, clock, customer)
+    invoice, stripe_invoice = settled(stripe_client, on_pro)
+    assert invoice.status == Invoice.Status.FINALIZED and not invoice.has_drift
+    assert stripe_invoice.amount_due == invoice.total == 4900

@@ -58,11 +58,13 @@ class FrontDoor:
     path answers what it answers in production; Django's test client starts below it, at
     Django's handler."""
 
-    def __init__(self, **defaults):
+    def __init__(self, *, fresh: bool = False, **defaults):
+        # fresh: a new application, which reads the settings a test has changed.
+        self.application = CheckAccessFrontDoor(WSGIHandler()) if fresh else _application()
         self.defaults = defaults
 
     def request(self, method: str, path: str, data=None, content_type=None, **extra) -> Answer:
-        application = _application()
+        application = self.application
         factory = RequestFactory(**self.defaults)
         if method == "GET":
             request = factory.get(path, **extra)

@@ -342,3 +342,33 @@ def test_the_wsgi_application_servers_run_has_the_lean_path_in_front():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_django_still_decides_the_host_the_https_redirect_and_the_security_headers(
+    settings, customers, service_key
+):
+    customer, _other = customers
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.ALLOWED_HOSTS = ["billing.example.com"]
+    door = FrontDoor(fresh=True, HTTP_AUTHORIZATION=f"Bearer {service_key}")
+    host = {"HTTP_HOST": "billing.example.com"}
+
+    plain = door.post(CHECK, question(customer), **host)
+    assert (plain.status_code, plain.lean) == (301, False)
+    assert plain["Location"] == "https://billing.example.com" + CHECK
+
+    https = {**host, "HTTP_X_FORWARDED_PROTO": "https"}
+    for _ in range(2):  # the second from what the first remembered
+        answer = door.post(CHECK, question(customer), **https)
+        assert (answer.status_code, answer.lean) == (200, True)
+        assert answer["Strict-Transport-Security"] == "max-age=3600"
+        assert answer["X-Content-Type-Options"] == "nosniff"
+        assert answer["Referrer-Policy"] == "same-origin"
+        assert answer["Content-Length"] == str(len(answer.content))
+
+    for _ in range(2):
+        refused = door.post(CHECK, question(customer), HTTP_HOST="evil.example",
+                            HTTP_X_FORWARDED_PROTO="https")  # fmt: skip
+        assert (refused.status_code, refused.lean) == (400, False)

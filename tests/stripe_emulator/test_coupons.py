@@ -4,12 +4,21 @@ invoice (and the preview), which lines it applies to, and when it stops."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import stripe
+import time_machine
 
 from .test_invoicing import DAY, START, World, _error, _item, _latest, _subscribe, _world
+
+
+def _wall_clock_at(timestamp: int):
+    """The emulator's wall clock (not a test clock's) at `timestamp`: the subscriptions
+    here live on test clocks from START, and a coupon's redeem_by is checked against wall
+    time when it is created, so the test does not depend on today's date."""
+    return time_machine.travel(datetime.fromtimestamp(timestamp, UTC), tick=False)
 
 
 @pytest.fixture
@@ -183,7 +192,8 @@ def test_redeeming_refusals_change_nothing(world: World) -> None:
     used_up = _error(lambda: api.subscriptions.update(other.id, {"discounts": [{"coupon": "ONE"}]}))
     assert (used_up.http_status, used_up.code) == (400, "coupon_expired")
 
-    api.coupons.create({"id": "SOON", "percent_off": 5, "redeem_by": START + DAY * 400})
+    with _wall_clock_at(START):  # Stripe checks redeem_by against the time of creation
+        api.coupons.create({"id": "SOON", "percent_off": 5, "redeem_by": START + DAY * 400})
     world.advance(START + DAY * 20)  # the subscription's clock; the coupon is still valid
     api.subscriptions.update(other.id, {"discounts": [{"coupon": "SOON"}]})
     assert api.subscriptions.retrieve(other.id).discounts != []
@@ -195,7 +205,8 @@ def test_a_coupon_past_redeem_by_is_refused_on_the_subscriptions_clock() -> None
     world = _world()
     api = world.api
     subscription, _ = _subscribe(world)
-    api.coupons.create({"id": "LATE", "percent_off": 5, "redeem_by": START + 2 * DAY})
+    with _wall_clock_at(START):  # Stripe checks redeem_by against the time of creation
+        api.coupons.create({"id": "LATE", "percent_off": 5, "redeem_by": START + 2 * DAY})
     world.advance(START + 3 * DAY)
     expired = _error(
         lambda: api.subscriptions.update(subscription.id, {"discounts": [{"coupon": "LATE"}]})

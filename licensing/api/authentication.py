@@ -55,11 +55,16 @@ def service_key_cache_clear() -> None:
         _service_keys.clear()
 
 
+def _remembered(digest: str, now: float) -> tuple[int, str, float] | None:
+    """The process's entry for a key's hash, if it is within its lifetime."""
+    hit = _service_keys.get(digest)
+    return hit if hit is not None and now - hit[2] < SERVICE_KEY_CACHE_SECONDS else None
+
+
 def service_key_known(token: str) -> bool:
     """Whether `token` is an unrevoked key, as `service_key_lookup` says, without making
     the record (check-access's lean path needs no more)."""
-    hit = _service_keys.get(key_hash(token))
-    if hit is not None and time.monotonic() - hit[2] < SERVICE_KEY_CACHE_SECONDS:
+    if _remembered(key_hash(token), time.monotonic()) is not None:
         return True
     return service_key_lookup(token) is not None
 
@@ -67,9 +72,8 @@ def service_key_known(token: str) -> bool:
 def service_key_lookup(token: str) -> ServiceAPIKey | None:
     """The unrevoked key `token` is, from the process's cache or one query; None if none."""
     digest = key_hash(token)
-    hit = _service_keys.get(digest)
     now = time.monotonic()
-    if hit is not None and now - hit[2] < SERVICE_KEY_CACHE_SECONDS:
+    if (hit := _remembered(digest, now)) is not None:
         return ServiceAPIKey(id=hit[0], name=hit[1])
     # Written out: on check-access's hot path the ORM costs far more than the query.
     table = connection.ops.quote_name(ServiceAPIKey._meta.db_table)

@@ -171,11 +171,7 @@ class CheckAccessFrontDoor:
                 headers = None
             else:
                 probe = self.security.process_response(request, HttpResponse())
-                headers = tuple(
-                    (name, value)
-                    for name, value in probe.items()
-                    if name not in ("Content-Type", "X-Frame-Options")
-                )
+                headers = tuple(item for item in probe.items() if item[0] != "Content-Type")
         with self._routing_lock:
             if len(self._routing) >= ROUTING_CACHE_SIZE:
                 self._routing.clear()

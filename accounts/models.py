@@ -98,6 +98,12 @@ class Customer(models.Model):
         "license states no features until it is lifted.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    standing_version = models.BigIntegerField(
+        default=0,
+        editable=False,
+        help_text="Given anew by the database whenever what check-access's standing is read "
+        "from changes (licensing/standing_versions.py); whatever is written here is replaced.",
+    )
 
     objects = CustomerQuerySet.as_manager()
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
@@ -17,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Customer
 
+from . import fastsql
 from .models import CustomerPlan, Plan, PlanFeature, SpendCap, UsageTotal
 
 TRIAL_PLAN_CODE = "trial"
@@ -224,10 +224,9 @@ def limits_cache_clear(*, reload: bool = False) -> None:
 
 
 @functools.cache
-def _sql(vendor: str) -> tuple[str, str]:
-    """check-access's query, and the fallback for a total it did not read, written out
-    (once per database vendor): the ORM costs about 40 times the query itself here
-    (measured by `make bench`), and this is the hot path."""
+def _sql(vendor: str) -> tuple[str, str, str]:
+    """check-access's queries, written out (once per database vendor): the ORM costs about
+    40 times the query itself here (measured by `make bench`), and this is the hot path."""
     # Only table and column names are formatted in, from our own models; values are params.
     q = connection.ops.quote_name
     customer, customer_plan, plan, total, cap = (
@@ -235,9 +234,10 @@ def _sql(vendor: str) -> tuple[str, str]:
     )
     used_in = f"""(SELECT t.used FROM {total} t WHERE t.customer_id = c.customer_id
                    AND t.feature_id = %s AND t.period_start = {{start}})"""  # noqa: S608
-    # One round trip: the customer with their plan, whether stop spend caps apply (so they
-    # cost no query otherwise), and the feature's running total in each period its use
-    # may count in: the paid period, the calendar month, or forever.
+    # A customer not remembered: one round trip for the customer with their plan, whether
+    # stop spend caps apply (so they cost no query otherwise), the feature's running total
+    # in each period its use may count in (the paid period, the calendar month, forever),
+    # and the standing's version.
     decision_sql = f"""
         SELECT c.trial_ends_at, cp.status, p.code, cp.current_period_start,
                cp.current_period_end, cp.past_due_since,
@@ -246,15 +246,20 @@ def _sql(vendor: str) -> tuple[str, str]:
                {used_in.format(start="cp.current_period_start")} AS used_in_period,
                {used_in.format(start="%s")} AS used_in_month,
                {used_in.format(start="%s")} AS used_forever,
-               c.suspended_at
+               c.suspended_at, c.standing_version
         FROM {customer} c
         LEFT JOIN {customer_plan} cp ON cp.customer_id = c.customer_id
         LEFT JOIN {plan} p ON p.id = cp.plan_id
         WHERE c.customer_id = %s"""  # noqa: S608
+    # A customer remembered: the standing's version now, and the one total the answer
+    # needs (none for a feature that is not metered). Two primary-key lookups.
+    remembered_sql = f"""
+        SELECT c.standing_version, {used_in.format(start="%s")}
+        FROM {customer} c WHERE c.customer_id = %s"""  # noqa: S608
     period_total_sql = f"""
         SELECT used FROM {total}
         WHERE customer_id = %s AND feature_id = %s AND period_start = %s"""  # noqa: S608
-    return decision_sql, period_total_sql
+    return decision_sql, remembered_sql, period_total_sql
 
 
 def _datetime(value) -> datetime | None:
@@ -268,52 +273,106 @@ def _month_start(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _cursor(db):
-    """A cursor whose statements PostgreSQL parses and plans once per connection: Django's
-    psycopg cursors bind parameters in the client, so the server would plan check-access's
-    query afresh every time, which costs more than running it. Binding on the server, with
-    the settings' prepare_threshold of 0, psycopg prepares the statement on its first use
-    on each connection. Still Django's cursor wrapper, so the query is logged and counted
-    like any other. Elsewhere (SQLite), the usual cursor."""
-    if db.vendor != "postgresql":
-        return db.cursor()
-    db.ensure_connection()
-    raw = psycopg.Cursor(db.connection)
-    # Results in binary: psycopg's own loaders, in C, read the times (Django's loader for
-    # text times is Python, and the costliest part of reading the row).
-    raw.format = psycopg.pq.Format.BINARY
-    return db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
+# How each column of the queries is read from PostgreSQL's text.
+INTS = (fastsql.INT, fastsql.INT)
+DECISION_COLUMNS = (
+    fastsql.TIMESTAMPTZ, fastsql.TEXT, fastsql.TEXT, fastsql.TIMESTAMPTZ, fastsql.TIMESTAMPTZ,
+    fastsql.TIMESTAMPTZ, fastsql.BOOL, fastsql.INT, fastsql.INT, fastsql.INT,
+    fastsql.TIMESTAMPTZ, fastsql.INT,
+)  # fmt: skip
+
+
+def _fetchone(db, sql: str, params: list, columns: tuple) -> tuple | None:
+    """The first row, or None: on PostgreSQL a prepared statement run on libpq
+    (`fastsql`), elsewhere (SQLite) the usual cursor."""
+    if db.vendor == "postgresql":
+        return fastsql.fetchone(db, sql, params, columns)
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+# Each customer's standing as check-access last read it, beside the standing's version
+# then (Customer.standing_version, which the database gives anew on every change): the
+# next question reads only the version and the one total it needs, and reads the whole
+# standing again when the version moved. Per process; at most this many customers.
+STANDING_CACHE_SIZE = 100_000
+_standings: dict[str, tuple] = {}
+
+
+def standing_cache_clear() -> None:
+    _standings.clear()
+
+
+def _standing_remember(customer_id: str, version: int, fields: tuple) -> None:
+    if len(_standings) >= STANDING_CACHE_SIZE:
+        _standings.clear()
+    _standings[customer_id] = (version, fields)
+
+
+def _standing(fields: tuple, now: datetime) -> Standing:
+    trial_ends_at, status, plan_code, period_start, period_end, past_due_since, suspended = fields[
+        :7
+    ]
+    return standing_from(
+        trial_ends_at=trial_ends_at, status=status, plan_code=plan_code,
+        period_start=period_start, period_end=period_end, now=now,
+        past_due_since=past_due_since, suspended=suspended,
+    )  # fmt: skip
 
 
 def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) -> Decision:
-    """May this customer use `feature` for `requested_usage` more units? One query: the
-    customer with their plan and the feature's totals (limits come from memory). A total
-    in a period the query did not read (a paid period that has not moved on yet) costs a
-    second one."""
+    """May this customer use `feature` for `requested_usage` more units? One query: for a
+    customer whose standing this process remembers, its version and the feature's total
+    (two primary-key lookups); otherwise the customer with their plan and the feature's
+    totals. Limits come from memory. A moved version costs a second query, and so does a
+    total in a period the first query did not read."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each use of `connection` looks it up again
-    decision_sql, period_total_sql = _sql(db.vendor)
+    decision_sql, remembered_sql, period_total_sql = _sql(db.vendor)
     now = timezone.now()
     adapt = db.ops.adapt_datetimefield_value
     wanted_id = feature_id_for(feature)
+
+    def period_total(feature_id: int, start: datetime) -> int:
+        total = _fetchone(db, period_total_sql, [customer_id, feature_id, adapt(start)], INTS)
+        return total[0] if total else 0
+
+    remembered = _standings.get(customer_id)
+    if remembered is not None:
+        version, fields = remembered
+        standing = _standing(fields, now)
+        limits = None if standing.denial else plan_limits(standing.plan_code, feature)
+        start = None
+        if limits is not None and limits.metered:
+            start = usage_period(standing, limits.reset, now)[0]
+        params = [limits and limits.feature_id, start and adapt(start), customer_id]
+        row = _fetchone(db, remembered_sql, params, INTS)
+        if row is None:
+            _standings.pop(customer_id, None)
+            return Decision(False, Reason.CUSTOMER_NOT_FOUND, None)
+        if row[0] == version:
+
+            def period_used(feature_id: int, at: datetime) -> int:
+                if limits is not None and (feature_id, at) == (limits.feature_id, start):
+                    return row[1] or 0
+                return period_total(feature_id, at)
+
+            return _decided(customer_id, fields, standing, feature, requested_usage,
+                            period_used, now)  # fmt: skip
+        _standings.pop(customer_id, None)
+
     month_start = _month_start(now)
-    with _cursor(db) as cursor:
-        cursor.execute(
-            decision_sql,
-            [wanted_id, wanted_id, adapt(month_start), wanted_id, adapt(FOREVER), customer_id],
-        )
-        row = cursor.fetchone()
+    params = [wanted_id, wanted_id, adapt(month_start), wanted_id, adapt(FOREVER), customer_id]
+    row = _fetchone(db, decision_sql, params, DECISION_COLUMNS)
     if row is None:
         return Decision(False, Reason.CUSTOMER_NOT_FOUND, None)
-    stop_caps = bool(row[6])
-    trial_ends_at, period_start, period_end, past_due_since = (
-        _datetime(row[0]), _datetime(row[3]), _datetime(row[4]), _datetime(row[5])
+    period_start = _datetime(row[3])
+    fields = (
+        _datetime(row[0]), row[1], row[2], period_start, _datetime(row[4]), _datetime(row[5]),
+        row[10] is not None, bool(row[6]),
     )  # fmt: skip
-    status, plan_code, suspended = row[1], row[2], row[10]
-    standing = standing_from(
-        trial_ends_at=trial_ends_at, status=status, plan_code=plan_code,
-        period_start=period_start, period_end=period_end, now=now,
-        past_due_since=past_due_since, suspended=suspended is not None,
-    )  # fmt: skip
+    _standing_remember(customer_id, row[11], fields)
+    standing = _standing(fields, now)
     read = {FOREVER: row[9] or 0, month_start: row[8] or 0}
     if period_start is not None:
         read[period_start] = row[7] or 0
@@ -321,13 +380,14 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
     def period_used(feature_id: int, start: datetime) -> int:
         if feature_id == wanted_id and start in read:
             return read[start]
-        with _cursor(db) as cursor:
-            cursor.execute(period_total_sql, [customer_id, feature_id, adapt(start)])
-            total = cursor.fetchone()
-        return total[0] if total else 0
+        return period_total(feature_id, start)
 
+    return _decided(customer_id, fields, standing, feature, requested_usage, period_used, now)
+
+
+def _decided(customer_id, fields, standing, feature, requested_usage, period_used, now):
     spend_bound = None
-    if stop_caps:
+    if fields[7]:  # stop spend caps
         from .spend import stop_bound_for
 
         spend_bound = partial(stop_bound_for, customer_id=customer_id, standing=standing, now=now)

@@ -125,15 +125,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Keep connections between requests (opening one costs more than check-access itself).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# check-access's query is a prepared statement on PostgreSQL, planned once per connection
-# (licensing/entitlements.py; every other query binds in the client and is never prepared).
-# Turn off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
-# transaction mode).
+# check-access's queries are prepared statements on PostgreSQL, planned once per connection
+# (licensing/fastsql.py; every other query binds in the client and is never prepared, and
+# psycopg prepares nothing itself). Turn off behind a pooler that cannot keep prepared
+# statements (PgBouncer before 1.21 in transaction mode).
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and (
-    DATABASE_PREPARED_STATEMENTS
-):
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", None)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -24,7 +24,7 @@ import threading
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
-from django.db import InterfaceError, OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.http import HttpResponse
 from django.middleware.security import SecurityMiddleware
 
@@ -84,26 +84,26 @@ def _question(body: bytes) -> tuple[str, str, int] | None:
     return customer_id, feature, usage
 
 
-def _decide(**question):
+def _decide(db, **question):
     """The decision, trusting the connection the first time: a connection that went stale
     while idle fails the query, which is then asked once more on a new one. This replaces
     CONN_HEALTH_CHECKS' `SELECT 1` before every request's first query."""
-    connection.health_check_done = True
+    db.health_check_done = True
     try:
         return check_access(**question)
     except (OperationalError, InterfaceError):
-        if connection.in_atomic_block:
+        if db.in_atomic_block:
             raise
-        connection.close()
+        db.close()
         return check_access(**question)
 
 
-def _connection_recycle() -> None:
+def _connection_recycle(db) -> None:
     """What Django's request signals do after a request: close the connection if it is
     past CONN_MAX_AGE or broken. Not inside an atomic block, which only a test holds open
     around a request."""
-    if not connection.in_atomic_block:
-        connection.close_if_unusable_or_obsolete()
+    if not db.in_atomic_block:
+        db.close_if_unusable_or_obsolete()
 
 
 def _bearer(environ) -> str | None:
@@ -195,8 +195,9 @@ class CheckAccessFrontDoor:
         if not question or not service_key_known(token):
             return None
         customer_id, feature, usage = question
+        db = connections[DEFAULT_DB_ALIAS]  # once: each use of `connection` looks it up again
         try:
-            decision = _decide(customer_id=customer_id, feature=feature, requested_usage=usage)
+            decision = _decide(db, customer_id=customer_id, feature=feature, requested_usage=usage)
         except Exception:  # noqa: BLE001 - answered as the DRF view's handler answers it
             # As the DRF view's exception handler answers: logged whole, the envelope, a 500.
             logger.exception("Unhandled error in the API")
@@ -204,7 +205,7 @@ class CheckAccessFrontDoor:
         else:
             status, content = (200 if decision.has_access else 403), decision_body(decision)
         finally:
-            _connection_recycle()
+            _connection_recycle(db)
         # A refusal is an answer, not an error: nothing is logged for it.
         payload = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [*ANSWER_HEADERS, *security_headers, ("Content-Length", str(len(payload)))]

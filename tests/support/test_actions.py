@@ -174,6 +174,11 @@ def test_check_access_for_a_suspended_customer_over_http_costs_the_same_queries(
     with CaptureQueriesContext(connection) as before:
         assert ask().status_code == 200
     act(support_client, membership.customer, "suspend", reason="abuse")
+    with CaptureQueriesContext(connection) as first:
+        response = ask()
+    assert response.json()["reason"] == "account_suspended"
+    # The first answer after the change reads the customer's new standing once more.
+    assert len(first) == len(before) + 1
     with CaptureQueriesContext(connection) as after:
         response = ask()
     assert len(after) == len(before) > 0

@@ -20,9 +20,11 @@ pooler in transaction mode), it is sent unnamed, parsed each time. Inside a tran
 psycopg has not begun yet, the usual cursor runs it instead (so that it runs inside).
 """
 
+import functools
 import logging
 import re
 import time
+import zlib
 from datetime import datetime
 
 import psycopg
@@ -73,8 +75,19 @@ def _prepared_names(db) -> set[bytes]:
     return held[1]
 
 
+_SUCCEEDED = frozenset({pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK})
+_IDLE = pq.TransactionStatus.IDLE
+
+
+@functools.cache
+def _statement(sql: str) -> tuple[bytes, bytes]:
+    """(name, text with numbered placeholders) of a statement; the name is the same in
+    every process, so that pg_prepared_statements reads the same everywhere."""
+    return f"bp_{zlib.crc32(sql.encode()):08x}".encode(), _numbered(sql)
+
+
 def _result_check(db, result, pgconn) -> None:
-    if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+    if result.status in _SUCCEEDED:
         return
     if pgconn.status == pq.ConnStatus.BAD:
         message = pgconn.get_error_message() or b"the connection is broken"
@@ -84,26 +97,27 @@ def _result_check(db, result, pgconn) -> None:
 
 def fetchone(db, sql: str, params: list, columns: tuple) -> tuple | None:
     """The first row of `sql`, each column read by its converter in `columns`, or None."""
-    db.ensure_connection()
+    if db.connection is None:
+        db.ensure_connection()
     pgconn = db.connection.pgconn
-    begun = pgconn.transaction_status != pq.TransactionStatus.IDLE
-    if not (db.get_autocommit() or begun):
+    if not db.autocommit and pgconn.transaction_status == _IDLE:
         with db.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
-    name = f"bp_{abs(hash(sql)):x}".encode()
+    name, numbered = _statement(sql)
     values = [_text(v) for v in params]
-    started = time.monotonic() if db.queries_logged else 0.0
+    logged = db.queries_logged
+    started = time.monotonic() if logged else 0.0
     db.validate_no_broken_transaction()
     with db.wrap_database_errors:
         names = _prepared_names(db)
         for attempt in (1, 2):
             if not settings.DATABASE_PREPARED_STATEMENTS:
-                result = pgconn.exec_params(_numbered(sql), values)
+                result = pgconn.exec_params(numbered, values)
                 _result_check(db, result, pgconn)
                 break
             if name not in names:
-                _result_check(db, pgconn.prepare(name, _numbered(sql)), pgconn)
+                _result_check(db, pgconn.prepare(name, numbered), pgconn)
                 names.add(name)
             result = pgconn.exec_prepared(name, values)
             try:
@@ -113,9 +127,9 @@ def fetchone(db, sql: str, params: list, columns: tuple) -> tuple | None:
                 # Deallocated behind our back (DISCARD ALL): prepared again, once, where no
                 # transaction was aborted by the failure.
                 names.discard(name)
-                if attempt == 2 or not db.get_autocommit():
+                if attempt == 2 or not db.autocommit:
                     raise
-    if db.queries_logged:
+    if logged:
         duration = time.monotonic() - started
         db.queries_log.append({"sql": f"{sql} -- params {params!r}", "time": f"{duration:.3f}"})
         logger.debug(

@@ -53,6 +53,8 @@ ANSWER_HEADERS = (
     ("Allow", "POST, OPTIONS"),
     ("X-Frame-Options", "DENY"),
 )
+# As json.dumps(ensure_ascii=False, separators=(",", ":")) writes, made once.
+ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 STATUS_LINES = {200: "200 OK", 403: "403 Forbidden", 500: "500 Internal Server Error"}
 
 
@@ -207,6 +209,6 @@ class CheckAccessFrontDoor:
         finally:
             _connection_recycle(db)
         # A refusal is an answer, not an error: nothing is logged for it.
-        payload = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        payload = ENCODER.encode(content).encode()
         headers = [*ANSWER_HEADERS, *security_headers, ("Content-Length", str(len(payload)))]
         return STATUS_LINES[status], headers, payload

@@ -311,13 +311,11 @@ def _standing_remember(customer_id: str, version: int, fields: tuple) -> None:
 
 
 def _standing(fields: tuple, now: datetime) -> Standing:
-    trial_ends_at, status, plan_code, period_start, period_end, past_due_since, suspended = fields[
-        :7
-    ]
+    """The standing now, from what the decision query read (see `check_access`)."""
     return standing_from(
-        trial_ends_at=trial_ends_at, status=status, plan_code=plan_code,
-        period_start=period_start, period_end=period_end, now=now,
-        past_due_since=past_due_since, suspended=suspended,
+        trial_ends_at=fields[0], status=fields[1], plan_code=fields[2],
+        period_start=fields[3], period_end=fields[4], past_due_since=fields[5],
+        suspended=fields[6], now=now,
     )  # fmt: skip
 
 
@@ -334,7 +332,8 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
     wanted_id = feature_id_for(feature)
 
     def period_total(feature_id: int, start: datetime) -> int:
-        total = _fetchone(db, period_total_sql, [customer_id, feature_id, adapt(start)], INTS)
+        params = [customer_id, feature_id, adapt(start)]
+        total = _fetchone(db, period_total_sql, params, (fastsql.INT,))
         return total[0] if total else 0
 
     remembered = _standings.get(customer_id)

@@ -97,6 +97,9 @@ def _result_check(db, result, pgconn) -> None:
 
 def fetchone(db, sql: str, params: list, columns: tuple) -> tuple | None:
     """The first row of `sql`, each column read by its converter in `columns`, or None."""
+    # As Django's cursors begin: CONN_HEALTH_CHECKS (a no-op once done in this request,
+    # and in the lean path, which does its own), then a connection.
+    db.close_if_health_check_failed()
     if db.connection is None:
         db.ensure_connection()
     pgconn = db.connection.pgconn

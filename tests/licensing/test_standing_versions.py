@@ -211,3 +211,24 @@ def test_the_prepared_statements_outlive_a_rollback_and_are_prepared_again_if_dr
         cursor.execute("DEALLOCATE ALL")  # as a pooler's DISCARD ALL would
     answer = ask(customer)
     assert answer.status_code == 200 and answer.json()["reason"] == "ok"
+
+
+def test_a_total_in_a_period_the_first_query_did_not_read_is_read_exactly(customer, asking):
+    # The paid period begins in an hour (its renewal was projected early): use now counts
+    # in the period before it, which the query for a customer not yet remembered does not
+    # read, so it costs a second query; remembered, the one query reads that period.
+    plan = on_plan(customer)
+    now = timezone.now()
+    plan.current_period_start, plan.current_period_end = (
+        now + timedelta(hours=1),
+        now + timedelta(days=31),
+    )
+    plan.save()
+    usage_record(customer=customer, feature="api_calls", quantity=9, idempotency_key="early")
+    with CaptureQueriesContext(connection) as first:
+        assert ask(customer).json()["usage"]["used"] == 9
+    with CaptureQueriesContext(connection) as remembered:
+        assert ask(customer).json()["usage"]["used"] == 9
+    totals = [[q for q in run if "licensing_usagetotal" in q["sql"]] for run in (first, remembered)]
+    assert [len(t) for t in totals] == [2, 1]  # the first also looked up the key
+    assert len(remembered) == 1

@@ -117,6 +117,20 @@ def servers(port: int) -> dict[str, Server]:
             r_off,
         ),
         Server(
+            "granian-2x2",
+            f"granian WSGI, {TARGET_CORES} workers x 2 blocking threads",
+            [*granian, "--workers", str(TARGET_CORES), "--blocking-threads", "2"],
+            r_on,
+            r_off,
+        ),
+        Server(
+            "granian-4x1",
+            f"granian WSGI, {2 * TARGET_CORES} workers x 1 blocking thread",
+            [*granian, "--workers", str(2 * TARGET_CORES), "--blocking-threads", "1"],
+            r_on,
+            r_off,
+        ),
+        Server(
             "granian-2x4",
             f"granian WSGI, {TARGET_CORES} workers x 4 blocking threads",
             [*granian, "--workers", str(TARGET_CORES), "--blocking-threads", "4"],

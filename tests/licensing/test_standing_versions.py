@@ -232,3 +232,29 @@ def test_a_total_in_a_period_the_first_query_did_not_read_is_read_exactly(custom
     totals = [[q for q in run if "licensing_usagetotal" in q["sql"]] for run in (first, remembered)]
     assert [len(t) for t in totals] == [2, 1]  # the first also looked up the key
     assert len(remembered) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_prepared_statements_the_answers_are_the_same(
+    membership, catalog, service_key, settings
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's (CI runs it there)")
+    assert connection.settings_dict["OPTIONS"]["prepare_threshold"] is None  # psycopg's off
+    customer = membership.customer
+    ask.key = service_key
+    on_plan(customer)
+    usage_record(customer=customer, feature="api_calls", quantity=5, idempotency_key="np")
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    connection.close()  # a new connection, with nothing prepared on it
+    entitlements.standing_cache_clear()
+    answers = [ask(customer).json()["usage"]["used"] for _ in range(2)]  # unknown, remembered
+    assert answers == [5, 5] and customer.customer_id in entitlements._standings
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        assert cursor.fetchall() == []
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    assert ask(customer).json()["usage"]["used"] == 5
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'bp_%%'")
+        assert cursor.fetchone() == (1,)  # the remembered customer's query

@@ -5,6 +5,7 @@ subscriptions that do not exist there, and every billing action would fail on th
 
 from django.db import transaction
 
+from accounts.models import Customer
 from billing import gateway
 from billing.ledger import billing_entries_record
 from billing.models import BillingInfo, CustomerBilling
@@ -52,6 +53,9 @@ def _billing_info_forget(*, pk: int, stripe_id: str) -> None:
 
 @transaction.atomic
 def _customer_plan_end(*, plan: CustomerPlan) -> None:
+    # The customer's row first, as every writer of their plan locks it: the plan's change
+    # writes that row too (its standing version), so the locks come in one order.
+    Customer.objects.select_for_update().filter(pk=plan.customer_id).first()
     CustomerPlan.objects.filter(pk=plan.pk).update(
         status=CustomerPlan.Status.CANCELED, cancel_at_period_end=False
     )

@@ -202,17 +202,27 @@ def spend_cap_set(
         feature_id = priced.first()
         if feature_id is None:
             raise SpendCapInvalid(f"{feature} is not a priced metered feature.")
-    cap, _created = SpendCap.objects.update_or_create(
-        customer=customer,
-        feature_id=feature_id,
-        defaults={"amount": amount, "thresholds": sorted(set(thresholds)), "mode": mode},
-    )
+    with transaction.atomic():
+        _customer_lock(customer.customer_id)
+        cap, _created = SpendCap.objects.update_or_create(
+            customer=customer,
+            feature_id=feature_id,
+            defaults={"amount": amount, "thresholds": sorted(set(thresholds)), "mode": mode},
+        )
     spend_caps_check(customer_id=customer.customer_id, now=now)
     return cap
 
 
+@transaction.atomic
 def spend_cap_remove(*, customer: Customer, cap_id: int) -> bool:
+    _customer_lock(customer.customer_id)
     return SpendCap.objects.filter(customer=customer, pk=cap_id).delete()[0] > 0
+
+
+def _customer_lock(customer_id: str) -> None:
+    """The customer's row, locked first: a cap's change writes it too (its standing
+    version), and every other per-customer writer takes this lock before its own rows."""
+    Customer.objects.select_for_update().filter(pk=customer_id).first()
 
 
 def spend_caps_of(*, customer: Customer, now: datetime | None = None) -> list[dict]:

@@ -13,6 +13,10 @@ check-access remembers each customer's standing beside the value it was read at
 (`licensing.entitlements`) and, in the one query it then needs, reads the current value
 beside the usage total: the same value means the same standing.
 
+A change to a customer's plan row or spend caps thereby writes the customer's row as well;
+their writers lock the customer's row first (the per-customer lock every writer takes), so
+the locks are always taken in the same order.
+
 Installed after every `migrate` (the post_migrate signal), so databases built from the
 models alone (the test suite, the benchmark's quick schema) have them too; installing is
 idempotent.

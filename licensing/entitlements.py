@@ -329,7 +329,6 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
     decision_sql, remembered_sql, period_total_sql = _sql(db.vendor)
     now = timezone.now()
     adapt = db.ops.adapt_datetimefield_value
-    wanted_id = feature_id_for(feature)
 
     def period_total(feature_id: int, start: datetime) -> int:
         params = [customer_id, feature_id, adapt(start)]
@@ -360,6 +359,7 @@ def check_access(*, customer_id: str, feature: str, requested_usage: int = 0) ->
                             period_used, now)  # fmt: skip
         _standings.pop(customer_id, None)
 
+    wanted_id = feature_id_for(feature)
     month_start = _month_start(now)
     params = [wanted_id, wanted_id, adapt(month_start), wanted_id, adapt(FOREVER), customer_id]
     row = _fetchone(db, decision_sql, params, DECISION_COLUMNS)

@@ -3,14 +3,17 @@
 import functools
 import json
 import uuid
+from datetime import timedelta
 
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
 from licensing.api.fast import CheckAccessFrontDoor
+from licensing.models import CustomerPlan, Plan
 
 CHECK = reverse("api_check_access")
 USAGE = reverse("api_usage")
@@ -28,6 +31,22 @@ def usage(customer_id, feature="api_calls", quantity=1, key=None, **extra):
         "idempotency_key": key or uuid.uuid4().hex,
         **extra,
     }
+
+
+def on_plan(customer, code="pro", status=CustomerPlan.Status.ACTIVE):
+    """The customer on `code` as the projection would write it, 3 days into a 30-day
+    period; the plan row."""
+    now = timezone.now()
+    return CustomerPlan.objects.update_or_create(
+        customer=customer,
+        defaults={
+            "plan": Plan.objects.get(code=code),
+            "status": status,
+            "current_period_start": now - timedelta(days=3),
+            "current_period_end": now + timedelta(days=27),
+            "subscription_id": "sub_test",
+        },
+    )[0]
 
 
 class Answer:

@@ -14,6 +14,8 @@ from licensing.models import CustomerPlan, Plan, UsageEvent
 from licensing.services import customer_plan_apply
 from tests.accounts.factories import MembershipFactory
 
+from .api_calls import on_plan
+
 CHECK = reverse("api_check_access")
 USAGE = reverse("api_usage")
 
@@ -34,20 +36,6 @@ def report(api, customer_id, feature="api_calls", quantity=1, key=None, **extra)
         **extra,
     }
     return api.post(USAGE, body, content_type="application/json")
-
-
-def on_plan(customer, code, status=CustomerPlan.Status.ACTIVE):
-    now = timezone.now()
-    CustomerPlan.objects.update_or_create(
-        customer=customer,
-        defaults={
-            "plan": Plan.objects.get(code=code),
-            "status": status,
-            "current_period_start": now - timedelta(days=3),
-            "current_period_end": now + timedelta(days=27),
-            "subscription_id": "sub_test",
-        },
-    )
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
 """Site-wide behaviour: health checks, error pages, deploy checks."""
 
+import json
 import os
 import secrets
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,66 @@ def test_pages_ask_anonymous_visitors_to_sign_in(client, db, path):
     response = client.get(path)
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
+
+
+def settings_database(tmp_path, database_url: str) -> dict:
+    """The DATABASES["default"] a production process makes of `database_url`."""
+    env = production_env(
+        tmp_path, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL=database_url
+    )
+    script = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        "d = settings.DATABASES['default']; "
+        "print(json.dumps({k: d[k] for k in ('HOST', 'PORT', 'NAME', 'USER')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    "url, host, port",
+    [
+        ("postgres://portal:pw@%2Fvar%2Frun%2Fpostgresql/portal", "/var/run/postgresql", ""),
+        ("postgres://portal:pw@%2fvar%2frun%2fpostgresql:5433/portal", "/var/run/postgresql", 5433),
+        ("postgres://portal:pw@%2FTmp%2FPG:5433/portal", "/Tmp/PG", 5433),
+        ("postgres://portal:pw@db.internal:5432/portal", "db.internal", 5432),
+    ],
+)
+def test_database_url_may_name_a_unix_socket_directory_as_libpq_writes_it(
+    tmp_path, url, host, port
+):
+    assert settings_database(tmp_path, url) == {
+        "HOST": host, "PORT": port, "NAME": "portal", "USER": "portal"
+    }  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_the_portal_connects_over_postgresqls_unix_socket(tmp_path):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW unix_socket_directories")
+        directory = cursor.fetchone()[0].split(",")[0].strip()
+    if not directory:
+        pytest.skip("this PostgreSQL listens on no Unix socket")
+    port = connection.settings_dict["PORT"] or 5432
+    user = connection.settings_dict["USER"]
+    url = f"postgres://{user}@{urllib.parse.quote(directory, safe='')}:{port}/postgres"
+    env = production_env(tmp_path, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL=url)
+    script = (
+        "import django; django.setup(); from django.db import connection; "
+        "c = connection.cursor(); c.execute('SELECT inet_server_addr() IS NULL'); "
+        "print(c.fetchone()[0])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"  # no server address: a Unix socket, not TCP

@@ -6,6 +6,7 @@ under the data dir, console email, billing disabled.
 """
 
 import secrets
+import urllib.parse
 from pathlib import Path
 
 import environ
@@ -114,6 +115,14 @@ DATABASES = {
         env("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
     ),
 }
+# A PostgreSQL on this host can be reached over its Unix socket, written as libpq writes
+# it: postgres://user@%2Fvar%2Frun%2Fpostgresql/portal. django-environ leaves the
+# directory percent-encoded (and lower-cases it as a host name), so it is decoded here.
+if DATABASES["default"].get("HOST", "").lower().startswith("%2f"):
+    _socket_url = urllib.parse.urlsplit(env("DATABASE_URL"))
+    DATABASES["default"]["HOST"] = urllib.parse.unquote(
+        _socket_url.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0]
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Webhook processing holds a write transaction while the web server answers other
     # requests: WAL lets readers through, and writers wait instead of failing at once.

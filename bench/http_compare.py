@@ -185,6 +185,9 @@ class PrivatePostgres:
             "pg_ctl", "-D", self.pgdata, "-l", work / "postgres.log", "-w", "-o", options, "start"
         )
         self.url = f"postgres://postgres@{HOST}:{self.port}"
+        # Its Unix socket (in pgdata, as -k says), written as libpq and DATABASE_URL take it.
+        socket_dir = urllib.parse.quote(str(self.pgdata), safe="")
+        self.socket_url = f"postgres://postgres@{socket_dir}:{self.port}"
 
     def _run(self, tool: str, *args) -> None:
         subprocess.run(
@@ -624,17 +627,18 @@ def webhook_receipt(port: int, url_path: str, secret: str, events: int, connecti
     )
 
 
-def compare(server: Server, access_log: bool, args, context: dict) -> dict:
+def compare(server: Server, access_log: bool, transport: str, args, context: dict) -> dict:
     port = context["port"]
     base_url = f"http://{HOST}:{port}"
-    label = f"{server.name} (access log {'on' if access_log else 'off'})"
-    log = context["work"] / f"{server.name}-{'log' if access_log else 'nolog'}.txt"
+    database_url = context["database_urls"][transport]
+    label = f"{server.name} (access log {'on' if access_log else 'off'}, PostgreSQL {transport})"
+    log = context["work"] / f"{server.name}-{'log' if access_log else 'nolog'}-{transport}.txt"
     print(f"\n== {label}: {server.description} ==", flush=True)
-    running = Running(server, access_log, context["env"], log)
+    running = Running(server, access_log, {**context["env"], "DATABASE_URL": database_url}, log)
     results: dict = {}
     try:
         running.wait_ready(base_url)
-        meter = CPUMeter(running.process.pid, context["database_url"])
+        meter = CPUMeter(running.process.pid, database_url)
         endpoints = {
             "no-op": (f"{base_url}/bench/noop", None),
             "check-access": (f"{base_url}/api/v1/check-access", context["script"]),
@@ -700,27 +704,28 @@ def table(all_results: dict) -> None:
         "\n== Summary: median requests/s, p50 / p99 ms, CPU ms per request (server + PostgreSQL) =="
     )
     print(
-        "| server | access log | conn | no-op req/s | no-op p50/p99 | no-op CPU | "
+        "| server | access log | PostgreSQL | conn | no-op req/s | no-op p50/p99 | no-op CPU | "
         "check-access req/s | check-access p50/p99 | check-access CPU | ratio |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for (name, access_log), results in all_results.items():
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (name, access_log, transport), results in all_results.items():
         for connections, row in results.items():
             if connections == "webhooks":
                 continue
             n, c = row["no-op"], row["check-access"]
             print(
-                f"| {name} | {'on' if access_log else 'off'} | {connections} "
+                f"| {name} | {'on' if access_log else 'off'} | {transport} | {connections} "
                 f"| {n['rps']:.0f} | {n['p50']:.2f} / {n['p99']:.1f} "
                 f"| {n['server_cpu_ms']:.2f} + {n['db_cpu_ms']:.2f} "
                 f"| {c['rps']:.0f} | {c['p50']:.2f} / {c['p99']:.1f} "
                 f"| {c['server_cpu_ms']:.2f} + {c['db_cpu_ms']:.2f} | {c['rps'] / n['rps']:.2f} |"
             )
-    for (name, access_log), results in all_results.items():
+    for (name, access_log, transport), results in all_results.items():
         if "webhooks" in results:
             run = results["webhooks"]
             print(
-                f"webhook receipt, {name}, access log {'on' if access_log else 'off'}: "
+                f"webhook receipt, {name}, access log {'on' if access_log else 'off'}, "
+                f"PostgreSQL {transport}: "
                 f"{run.rps:.0f} events/s"
             )
 
@@ -740,6 +745,14 @@ def main() -> None:
         "--connections", default="4,16", type=lambda v: [int(c) for c in v.split(",")]
     )
     parser.add_argument("--access-log", choices=["on", "off", "both"], default="on")
+    parser.add_argument(
+        "--database",
+        choices=["socket", "tcp", "both"],
+        default="both",
+        help="how the server reaches the private PostgreSQL: its Unix socket (as a portal "
+        "on the database's host would), loopback TCP, or each in turn; a DATABASE_URL is "
+        "used as given",
+    )
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=2000, help="webhook deliveries; 0: none")
     parser.add_argument(
@@ -764,9 +777,18 @@ def main() -> None:
         parts = urllib.parse.urlsplit(given)
         server_url = f"{parts.scheme}://{parts.netloc}"
         database = f"{parts.path.strip('/') or 'bp'}_httpbench_{os.getpid()}"
+        socket = parts.netloc.rsplit("@", 1)[-1].lower().startswith("%2f")
+        server_urls = {"over its Unix socket" if socket else "over TCP": server_url}
     else:
         private = PrivatePostgres(work)
         server_url, database = private.url, "bench"
+        server_urls = {
+            "over its Unix socket": private.socket_url,
+            "over TCP": private.url,
+        }
+        if args.database != "both":
+            chosen_url = private.socket_url if args.database == "socket" else private.url
+            server_urls = {k: v for k, v in server_urls.items() if v == chosen_url}
     database_url = f"{server_url}/{database}"
     data_dir = work / "data"
     data_dir.mkdir()
@@ -798,6 +820,7 @@ def main() -> None:
         )
         print(
             f"database: PostgreSQL, {'private' if private else 'the server of DATABASE_URL'}, "
+            f"reached {' and, in turn, '.join(server_urls)}, "
             f"schema by {args.schema} ({migrated:.0f} s); {args.customers} customers with 5 "
             f"features each, {USED} units of {FEATURE} used ({seeded:.1f} s)"
         )
@@ -819,7 +842,7 @@ def main() -> None:
             "env": env,
             "wrk": wrk,
             "script": script,
-            "database_url": database_url,
+            "database_urls": {name: f"{url}/{database}" for name, url in server_urls.items()},
             "webhook_path": webhook_path,
             "webhook_secret": webhook_secret,
         }
@@ -827,7 +850,10 @@ def main() -> None:
         all_results = {}
         for name in chosen:
             for access_log in logs:
-                all_results[(name, access_log)] = compare(shapes[name], access_log, args, context)
+                for transport in server_urls:
+                    all_results[(name, access_log, transport)] = compare(
+                        shapes[name], access_log, transport, args, context
+                    )
         table(all_results)
         print(
             "webhook processing (fetch from Stripe + mirror): not over HTTP here (it needs "

@@ -5,10 +5,12 @@ throughput over HTTP. Builds a throwaway database and stops everything it starts
 
     python bench/http_compare.py [--server default|all|NAME[,NAME…]] [--seconds 10]
         [--rounds 3] [--connections 4,16] [--access-log on|off|both] [--customers 10000]
+        [--database socket|tcp|both]
 
 PostgreSQL: the server of DATABASE_URL if set (a new database beside the named one,
 dropped at the end), else a private one started from Debian's binaries in a temporary
-directory (as user postgres when run as root). wrk is installed with apt-get when missing
+directory (as user postgres when run as root), which the server reaches over its Unix
+socket and over loopback TCP in turn (--database). wrk is installed with apt-get when missing
 and run as root. CELERY_BROKER_URL and CACHE_URL, if set, reach the server (else the file
 broker and a per-process cache). Figures are noisy on a shared machine: runs alternate
 between the two endpoints, and each figure is the median of --rounds runs.
@@ -739,7 +741,12 @@ def main() -> None:
         help=f"default ({DEFAULT_SERVER}), all, or a comma-separated list of: {', '.join(names)}",
     )
     parser.add_argument("--seconds", type=int, default=10, help="each measured run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each endpoint")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="runs of each endpoint (alternating; the median is reported)",
+    )
     parser.add_argument("--warmup", type=int, default=2, help="seconds before each level; 0: none")
     parser.add_argument(
         "--connections", default="4,16", type=lambda v: [int(c) for c in v.split(",")]
@@ -782,13 +789,11 @@ def main() -> None:
     else:
         private = PrivatePostgres(work)
         server_url, database = private.url, "bench"
-        server_urls = {
-            "over its Unix socket": private.socket_url,
-            "over TCP": private.url,
-        }
-        if args.database != "both":
-            chosen_url = private.socket_url if args.database == "socket" else private.url
-            server_urls = {k: v for k, v in server_urls.items() if v == chosen_url}
+        ways = {"over its Unix socket": private.socket_url, "over TCP": private.url}
+        wanted = {"socket": ["over its Unix socket"], "tcp": ["over TCP"]}.get(
+            args.database, list(ways)
+        )
+        server_urls = {way: ways[way] for way in wanted}
     database_url = f"{server_url}/{database}"
     data_dir = work / "data"
     data_dir.mkdir()

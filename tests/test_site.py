@@ -128,22 +128,18 @@ def test_pages_ask_anonymous_visitors_to_sign_in(client, db, path):
     assert response.url.startswith(reverse("login"))
 
 
-def settings_database(tmp_path, database_url: str) -> dict:
-    """The DATABASES["default"] a production process makes of `database_url`."""
+def production_python(tmp_path, database_url: str, script: str) -> str:
+    """What `script` prints, run by Python in a production process set up with
+    `database_url`."""
     env = production_env(
         tmp_path, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL=database_url
     )
-    script = (
-        "import json, django; django.setup(); from django.conf import settings; "
-        "d = settings.DATABASES['default']; "
-        "print(json.dumps({k: d[k] for k in ('HOST', 'PORT', 'NAME', 'USER')}))"
-    )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=60,
+        [sys.executable, "-c", f"import django; django.setup(); {script}"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return result.stdout.strip()
 
 
 @pytest.mark.parametrize(
@@ -158,7 +154,11 @@ def settings_database(tmp_path, database_url: str) -> dict:
 def test_database_url_may_name_a_unix_socket_directory_as_libpq_writes_it(
     tmp_path, url, host, port
 ):
-    assert settings_database(tmp_path, url) == {
+    script = (
+        "import json; from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(json.dumps({k: d[k] for k in ('HOST', 'PORT', 'NAME', 'USER')}))"
+    )
+    assert json.loads(production_python(tmp_path, url, script)) == {
         "HOST": host, "PORT": port, "NAME": "portal", "USER": "portal"
     }  # fmt: skip
 
@@ -177,15 +177,9 @@ def test_the_portal_connects_over_postgresqls_unix_socket(tmp_path):
     port = connection.settings_dict["PORT"] or 5432
     user = connection.settings_dict["USER"]
     url = f"postgres://{user}@{urllib.parse.quote(directory, safe='')}:{port}/postgres"
-    env = production_env(tmp_path, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL=url)
     script = (
-        "import django; django.setup(); from django.db import connection; "
-        "c = connection.cursor(); c.execute('SELECT inet_server_addr() IS NULL'); "
-        "print(c.fetchone()[0])"
+        "from django.db import connection; c = connection.cursor(); "
+        "c.execute('SELECT inet_server_addr() IS NULL'); print(c.fetchone()[0])"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True"  # no server address: a Unix socket, not TCP
+    # No server address: a Unix socket, not TCP.
+    assert production_python(tmp_path, url, script) == "True"

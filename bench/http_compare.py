@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -457,6 +458,7 @@ class Run:
     bad: int
     server_cpu: float = 0.0
     db_cpu: float = 0.0
+    client_cpu: float = 0.0
 
 
 def wrk_parse(output: str) -> Run:
@@ -545,12 +547,20 @@ class Running:
                 self.process.wait()
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children: wrk, once a run has ended."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measured(meter: CPUMeter, function, *args) -> Run:
     server_before, db_before = meter.snapshot()
+    client_before = children_cpu()
     result = function(*args)
     server_after, db_after = meter.snapshot()
     result.server_cpu = meter.spent(server_before, server_after)
     result.db_cpu = meter.spent(db_before, db_after)
+    result.client_cpu = children_cpu() - client_before
     return result
 
 
@@ -563,6 +573,7 @@ def summary(runs: list[Run]) -> dict:
         "p99": statistics.median(r.p99 for r in runs),
         "server_cpu_ms": 1e3 * sum(r.server_cpu for r in runs) / requests,
         "db_cpu_ms": 1e3 * sum(r.db_cpu for r in runs) / requests,
+        "client_cpu_ms": 1e3 * sum(r.client_cpu for r in runs) / requests,
         "bad": sum(r.bad for r in runs),
         "requests": requests,
     }
@@ -691,6 +702,7 @@ def report(connections: int, row: dict) -> None:
             f"  {connections:2} conn  {name:12} {s['rps']:7.0f} req/s  (runs {low:.0f}-{high:.0f})"
             f"  p50 {s['p50']:6.2f} ms  p99 {s['p99']:6.2f} ms  CPU/request "
             f"{s['server_cpu_ms']:.2f} ms server + {s['db_cpu_ms']:.2f} ms PostgreSQL"
+            f" (wrk {s['client_cpu_ms']:.2f} ms)"
             f"  ({s['requests']} requests, {s['bad']} non-2xx/errors)"
         )
     noop, check = row["no-op"], row["check-access"]

@@ -48,7 +48,8 @@ def test_http_compare_prints_every_figure(wrk):
         assert line, output
         assert re.search(
             rf"{NUMBER} req/s .* p50 +{NUMBER} ms  p99 +{NUMBER} ms  CPU/request {NUMBER} ms "
-            rf"server \+ {NUMBER} ms PostgreSQL  \(\d+ requests, 0 non-2xx/errors\)",
+            rf"server \+ {NUMBER} ms PostgreSQL \(wrk {NUMBER} ms\)  "
+            rf"\(\d+ requests, 0 non-2xx/errors\)",
             line.group(0),
         ), line.group(0)
     assert re.search(rf"check-access / no-op: requests/s {NUMBER}, p99 {NUMBER}", output)

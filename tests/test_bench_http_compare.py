@@ -8,7 +8,6 @@ import re
 import shlex
 import subprocess
 import sys
-import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -121,25 +120,3 @@ def test_noop_view_is_mounted_only_with_bench_noop_view(client, settings):
         clear_url_caches()
     with pytest.raises(Resolver404):
         resolve("/bench/noop")
-
-
-def test_docker_compose_reaches_postgresql_over_the_socket_make_bench_measures():
-    """docker-compose's portal services reach PostgreSQL over its Unix socket, as the bench's
-    "over its Unix socket" rows do: the db service and each of them mount one volume at the
-    socket's directory, and DATABASE_URL names that directory."""
-    import environ
-
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
-    mounts = {
-        name: dict(reversed(v.split(":")[:2]) for v in service.get("volumes", []))
-        for name, service in services.items()
-    }
-    directory = "/var/run/postgresql"
-    shared = mounts["db"][directory]
-    assert shared in compose["volumes"]
-    for name in ("web", "worker", "beat"):
-        url = services[name]["environment"]["DATABASE_URL"]
-        assert environ.Env.db_url_config(url)["NAME"] == "portal"
-        assert urllib.parse.unquote(urllib.parse.urlsplit(url).netloc.split("@")[-1]) == directory
-        assert mounts[name][directory] == shared, name

@@ -459,6 +459,10 @@ class Run:
     server_cpu: float = 0.0
     db_cpu: float = 0.0
     client_cpu: float = 0.0
+    # Shares of the machine's CPU time during the run (all cores): idle, and taken by the
+    # hypervisor for other guests (steal), which slows a run without showing in its CPU.
+    idle: float = 0.0
+    stolen: float = 0.0
 
 
 def wrk_parse(output: str) -> Run:
@@ -553,14 +557,24 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def machine_cpu() -> list[int]:
+    """The machine's CPU time so far, in ticks, as /proc/stat's first line counts it: user,
+    nice, system, idle, iowait, irq, softirq, steal, …"""
+    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def measured(meter: CPUMeter, function, *args) -> Run:
     server_before, db_before = meter.snapshot()
     client_before = children_cpu()
+    machine_before = machine_cpu()
     result = function(*args)
+    machine = [after - before for before, after in zip(machine_before, machine_cpu(), strict=True)]
     server_after, db_after = meter.snapshot()
     result.server_cpu = meter.spent(server_before, server_after)
     result.db_cpu = meter.spent(db_before, db_after)
     result.client_cpu = children_cpu() - client_before
+    total = sum(machine[:8]) or 1  # guest time is counted in user time too
+    result.idle, result.stolen = (machine[3] + machine[4]) / total, machine[7] / total
     return result
 
 
@@ -574,6 +588,8 @@ def summary(runs: list[Run]) -> dict:
         "server_cpu_ms": 1e3 * sum(r.server_cpu for r in runs) / requests,
         "db_cpu_ms": 1e3 * sum(r.db_cpu for r in runs) / requests,
         "client_cpu_ms": 1e3 * sum(r.client_cpu for r in runs) / requests,
+        "idle": statistics.mean(r.idle for r in runs),
+        "stolen": statistics.mean(r.stolen for r in runs),
         "bad": sum(r.bad for r in runs),
         "requests": requests,
     }
@@ -671,6 +687,12 @@ def compare(server: Server, access_log: bool, transport: str, args, context: dic
                         )
                         runs[name].append(run)
                 row = {name: summary(r) for name, r in runs.items()}
+                # Each round's two runs are neighbours in time: their ratio is less moved by
+                # the machine's drift than the ratio of the medians.
+                row["round ratios"] = [
+                    check.rps / noop.rps
+                    for noop, check in zip(runs["no-op"], runs["check-access"], strict=True)
+                ]
                 results[connections] = row
                 report(connections, row)
             if args.events:
@@ -695,8 +717,12 @@ def compare(server: Server, access_log: bool, transport: str, args, context: dic
     return results
 
 
+ENDPOINTS = ("no-op", "check-access")
+
+
 def report(connections: int, row: dict) -> None:
-    for name, s in row.items():
+    for name in ENDPOINTS:
+        s = row[name]
         low, high = s["rps_range"]
         print(
             f"  {connections:2} conn  {name:12} {s['rps']:7.0f} req/s  (runs {low:.0f}-{high:.0f})"
@@ -704,24 +730,30 @@ def report(connections: int, row: dict) -> None:
             f"{s['server_cpu_ms']:.2f} ms server + {s['db_cpu_ms']:.2f} ms PostgreSQL"
             f" (wrk {s['client_cpu_ms']:.2f} ms)"
             f"  ({s['requests']} requests, {s['bad']} non-2xx/errors)"
+            f"  machine: {100 * s['idle']:.0f}% idle, {100 * s['stolen']:.0f}% stolen"
         )
     noop, check = row["no-op"], row["check-access"]
+    ratios = row["round ratios"]
     print(
         f"  {connections:2} conn  check-access / no-op: requests/s {check['rps'] / noop['rps']:.2f}"
-        f", p99 {check['p99'] / noop['p99']:.2f}",
+        f" (medians; round by round {statistics.median(ratios):.2f}, the median of "
+        f"{' '.join(f'{r:.2f}' for r in ratios)}), p99 {check['p99'] / noop['p99']:.2f}",
         flush=True,
     )
 
 
 def table(all_results: dict) -> None:
     print(
-        "\n== Summary: median requests/s, p50 / p99 ms, CPU ms per request (server + PostgreSQL) =="
+        "\n== Summary: median requests/s, p50 / p99 ms, CPU ms per request (server + PostgreSQL); "
+        "ratio: of the medians, and the median of each round's; CPU stolen by the hypervisor "
+        "(no-op / check-access runs) =="
     )
     print(
         "| server | access log | PostgreSQL | conn | no-op req/s | no-op p50/p99 | no-op CPU | "
-        "check-access req/s | check-access p50/p99 | check-access CPU | ratio |"
+        "check-access req/s | check-access p50/p99 | check-access CPU | ratio | "
+        "round by round | stolen |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (name, access_log, transport), results in all_results.items():
         for connections, row in results.items():
             if connections == "webhooks":
@@ -732,7 +764,9 @@ def table(all_results: dict) -> None:
                 f"| {n['rps']:.0f} | {n['p50']:.2f} / {n['p99']:.1f} "
                 f"| {n['server_cpu_ms']:.2f} + {n['db_cpu_ms']:.2f} "
                 f"| {c['rps']:.0f} | {c['p50']:.2f} / {c['p99']:.1f} "
-                f"| {c['server_cpu_ms']:.2f} + {c['db_cpu_ms']:.2f} | {c['rps'] / n['rps']:.2f} |"
+                f"| {c['server_cpu_ms']:.2f} + {c['db_cpu_ms']:.2f} | {c['rps'] / n['rps']:.2f} "
+                f"| {statistics.median(row['round ratios']):.2f} "
+                f"| {100 * n['stolen']:.0f}% / {100 * c['stolen']:.0f}% |"
             )
     for (name, access_log, transport), results in all_results.items():
         if "webhooks" in results:

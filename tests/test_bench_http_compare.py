@@ -48,10 +48,14 @@ def test_http_compare_prints_every_figure(wrk):
         assert re.search(
             rf"{NUMBER} req/s .* p50 +{NUMBER} ms  p99 +{NUMBER} ms  CPU/request {NUMBER} ms "
             rf"server \+ {NUMBER} ms PostgreSQL \(wrk {NUMBER} ms\)  "
-            rf"\(\d+ requests, 0 non-2xx/errors\)",
+            rf"\(\d+ requests, 0 non-2xx/errors\)  machine: \d+% idle, \d+% stolen",
             line.group(0),
         ), line.group(0)
-    assert re.search(rf"check-access / no-op: requests/s {NUMBER}, p99 {NUMBER}", output)
+    assert re.search(
+        rf"check-access / no-op: requests/s {NUMBER} \(medians; round by round {NUMBER}, the "
+        rf"median of {NUMBER}\), p99 {NUMBER}",
+        output,
+    ), output
     assert re.search(r"webhook receipt over HTTP .*: +\d+ events/s, 50 events, 0 not 200", output)
     assert re.search(r"access log: [1-9]\d* lines", output), output
     # A private PostgreSQL is reached over its socket and over TCP in turn; a DATABASE_URL's
@@ -60,7 +64,7 @@ def test_http_compare_prints_every_figure(wrk):
         ["over [^|]+"] if environment.get("DATABASE_URL") else ["over its Unix socket", "over TCP"]
     )
     for way in ways:
-        row = rf"^\| {DEFAULT_SERVER} \| on \| {way} \| 4 \| "
+        row = rf"^\| {DEFAULT_SERVER} \| on \| {way} \| 4 \| .* \| \d+% / \d+% \|$"
         assert re.search(row, output, re.MULTILINE), output
 
 

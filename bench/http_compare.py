@@ -463,6 +463,10 @@ class Run:
     # hypervisor for other guests (steal), which slows a run without showing in its CPU.
     idle: float = 0.0
     stolen: float = 0.0
+    # The busiest server process's share of the server's CPU: with 2 workers, about a half
+    # when the kernel spread wrk's keep-alive connections evenly, all of it when it gave
+    # every one to the same worker (which then runs on one core under its GIL).
+    busiest: float = 0.0
 
 
 def wrk_parse(output: str) -> Run:
@@ -571,6 +575,8 @@ def measured(meter: CPUMeter, function, *args) -> Run:
     machine = [after - before for before, after in zip(machine_before, machine_cpu(), strict=True)]
     server_after, db_after = meter.snapshot()
     result.server_cpu = meter.spent(server_before, server_after)
+    by_process = [t - server_before.get(pid, 0) for pid, t in server_after.items()]
+    result.busiest = max(by_process, default=0) / (sum(by_process) or 1)
     result.db_cpu = meter.spent(db_before, db_after)
     result.client_cpu = children_cpu() - client_before
     total = sum(machine[:8]) or 1  # guest time is counted in user time too
@@ -590,6 +596,7 @@ def summary(runs: list[Run]) -> dict:
         "client_cpu_ms": 1e3 * sum(r.client_cpu for r in runs) / requests,
         "idle": statistics.mean(r.idle for r in runs),
         "stolen": statistics.mean(r.stolen for r in runs),
+        "busiest": [r.busiest for r in runs],
         "bad": sum(r.bad for r in runs),
         "requests": requests,
     }
@@ -730,7 +737,9 @@ def report(connections: int, row: dict) -> None:
             f"{s['server_cpu_ms']:.2f} ms server + {s['db_cpu_ms']:.2f} ms PostgreSQL"
             f" (wrk {s['client_cpu_ms']:.2f} ms)"
             f"  ({s['requests']} requests, {s['bad']} non-2xx/errors)"
-            f"  machine: {100 * s['idle']:.0f}% idle, {100 * s['stolen']:.0f}% stolen"
+            f"  machine: {100 * s['idle']:.0f}% idle, {100 * s['stolen']:.0f}% stolen; busiest "
+            f"worker's share of the server's CPU, run by run: "
+            f"{' '.join(f'{100 * b:.0f}%' for b in s['busiest'])}"
         )
     noop, check = row["no-op"], row["check-access"]
     ratios = row["round ratios"]

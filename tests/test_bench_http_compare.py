@@ -48,7 +48,8 @@ def test_http_compare_prints_every_figure(wrk):
         assert re.search(
             rf"{NUMBER} req/s .* p50 +{NUMBER} ms  p99 +{NUMBER} ms  CPU/request {NUMBER} ms "
             rf"server \+ {NUMBER} ms PostgreSQL \(wrk {NUMBER} ms\)  "
-            rf"\(\d+ requests, 0 non-2xx/errors\)  machine: \d+% idle, \d+% stolen",
+            rf"\(\d+ requests, 0 non-2xx/errors\)  machine: \d+% idle, \d+% stolen; "
+            rf"busiest worker's share of the server's CPU, run by run: \d+%",
             line.group(0),
         ), line.group(0)
     assert re.search(

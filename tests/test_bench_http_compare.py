@@ -125,3 +125,23 @@ def test_noop_view_is_mounted_only_with_bench_noop_view(client, settings):
         clear_url_caches()
     with pytest.raises(Resolver404):
         resolve("/bench/noop")
+
+
+def test_a_run_with_every_connection_on_one_worker_is_measured_again():
+    def runs(*shares):
+        made = iter(shares)
+
+        def measure():
+            return http_compare.Run(1, 1.0, 1.0, 1.0, 1.0, 0, busiest=next(made))
+
+        return measure
+
+    run, repeated = http_compare.spread_run(runs(1.0, 0.97, 0.52), workers=2)
+    assert run.busiest == 0.52
+    assert [r.busiest for r in repeated] == [1.0, 0.97]
+    # Spread at once: nothing repeated; one worker: nothing to spread over.
+    assert http_compare.spread_run(runs(0.6), workers=2)[1] == []
+    assert http_compare.spread_run(runs(1.0), workers=1)[1] == []
+    # At most LOPSIDED_RETRIES more runs, and the last counts as it is.
+    run, repeated = http_compare.spread_run(runs(*[1.0] * 10), workers=2)
+    assert len(repeated) == http_compare.LOPSIDED_RETRIES and run.busiest == 1.0

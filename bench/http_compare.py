@@ -4,7 +4,7 @@ client; each server shape, with and without its access log. Also the webhook rec
 throughput over HTTP. Builds a throwaway database and stops everything it starts.
 
     python bench/http_compare.py [--server default|all|NAME[,NAME…]] [--seconds 10]
-        [--rounds 3] [--connections 4,16] [--access-log on|off|both] [--customers 10000]
+        [--rounds 5] [--connections 4,16] [--access-log on|off|both] [--customers 10000]
         [--database socket|tcp|both]
 
 PostgreSQL: the server of DATABASE_URL if set (a new database beside the named one,
@@ -152,8 +152,8 @@ def servers(port: int) -> dict[str, Server]:
 # A run in which one server process did this share of the server's work or more had every
 # connection on one worker: wrk's keep-alive connections stay where the kernel placed them,
 # so a 2-worker server then serves the run on one core. That measures the kernel's placing
-# of 4 connections rather than the endpoint, and befalls either endpoint (seen: a fifth to
-# two fifths of the 4-connection runs); such a run is printed and measured again, at most
+# of 4 connections rather than the endpoint, and befalls either endpoint (seen: up to two
+# fifths of the 4-connection runs); such a run is printed and measured again, at most
 # LOPSIDED_RETRIES times (the last one counts, whatever its placing).
 LOPSIDED = 0.9
 LOPSIDED_RETRIES = 3

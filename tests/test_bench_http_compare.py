@@ -145,3 +145,25 @@ def test_a_run_with_every_connection_on_one_worker_is_measured_again():
     # At most LOPSIDED_RETRIES more runs, and the last counts as it is.
     run, repeated = http_compare.spread_run(runs(*[1.0] * 10), workers=2)
     assert len(repeated) == http_compare.LOPSIDED_RETRIES and run.busiest == 1.0
+
+
+def test_the_report_prints_each_run_measured_again_with_its_figures(capsys):
+    def run(rps, busiest):
+        return http_compare.Run(1000, 1.0, rps, 1.0, 2.0, 0, busiest=busiest)
+
+    noop, check = [run(3000, 0.5), run(3100, 0.52)], [run(2900, 0.51), run(2800, 0.5)]
+    row = {
+        "no-op": http_compare.summary(noop),
+        "check-access": http_compare.summary(check),
+        "round ratios": [2900 / 3000, 2800 / 3100],
+        "lopsided": {"no-op": [], "check-access": [run(1990, 1.0), run(2050, 0.97)]},
+    }
+    http_compare.report(4, row)
+    lines = capsys.readouterr().out.splitlines()
+    repeated = [line for line in lines if "measured again" in line]
+    assert repeated == [
+        "   4 conn  check-access: 2 run(s) with every connection on one worker, measured "
+        "again: 1990 req/s (100%), 2050 req/s (97%)"
+    ]
+    # The repeated runs are not in the medians: 3050 and 2850 req/s.
+    assert "0.93 (medians; round by round 0.93, the median of 0.97 0.90)" in lines[-1]

@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -14,3 +16,4 @@ class BillingConfig(AppConfig):
         from . import gateway
 
         gateway.stripe_configure()
+        logging.getLogger("djstripe.models.base").addFilter(gateway.MirrorStopsUnlogged())

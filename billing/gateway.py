@@ -160,7 +160,7 @@ def _request_id_note(headers: Any) -> None:
 
 
 # While mirroring: the answers fetched so far, by (method, url); None otherwise.
-_mirror_answers: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+_mirror_answers: contextvars.ContextVar[tuple[dict, list] | None] = contextvars.ContextVar(
     "mirror_answers", default=None
 )
 
@@ -188,11 +188,14 @@ class GuardedHTTPClient(stripe.HTTPClient):
         self.transport = transport
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
-        answers = _mirror_answers.get()
-        if answers is not None:
+        mirror = _mirror_answers.get()
+        if mirror is not None:
+            answers, stopped = mirror
             if (method.lower(), url) in answers:
                 return answers[(method.lower(), url)]
-            raise MirrorNeedsObject(method, url, headers)
+            needed = MirrorNeedsObject(method, url, headers)
+            stopped.append(needed)  # noted: dj-stripe swallows some of its requests' errors
+            raise needed
         self._check(method, url)
         answer = self.transport.request(method, url, headers, post_data)
         _request_id_note(answer[2])
@@ -241,15 +244,27 @@ def stripe_configure(*, transport: stripe.HTTPClient | None = None) -> None:
 
 
 @contextlib.contextmanager
-def mirroring(answers: dict) -> Iterator[None]:
+def mirroring(answers: dict) -> Iterator[list[MirrorNeedsObject]]:
     """While dj-stripe turns Stripe data into mirror rows, a request it makes is answered
     from `answers`, or handed back as MirrorNeedsObject (it would go out inside its own
-    transaction)."""
-    token = _mirror_answers.set(answers)
+    transaction). Yields the list of requests stopped so: dj-stripe catches the error of
+    some of its requests and goes on without their answer (a product's features, an
+    invoice's line items), so a mirroring that ends without an error may still need them."""
+    stopped: list[MirrorNeedsObject] = []
+    token = _mirror_answers.set((answers, stopped))
     try:
-        yield
+        yield stopped
     finally:
         _mirror_answers.reset(token)
+
+
+class MirrorStopsUnlogged(logging.Filter):
+    """Drops dj-stripe's warning about a request of its own that `mirroring` stopped: the
+    request is then made outside the transaction and the mirroring run again, so nothing
+    failed (installed on dj-stripe's logger by the billing app)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], MirrorNeedsObject))
 
 
 def mirror_request_answer(needed: MirrorNeedsObject) -> tuple[str, int, Any]:

@@ -72,9 +72,15 @@ def object_mirror(stripe_object: dict) -> None:
     collisions = 0
     for _ in range(MAX_DEPENDENCIES):
         try:
-            with gateway.mirroring(answers):
+            with gateway.mirroring(answers) as stopped:
                 model.sync_from_stripe_data(stripe_object)
-            return
+            # Requests dj-stripe went on without (it caught their error): made now, and
+            # the mirroring run again with their answers.
+            missed = {needed.key: needed for needed in stopped if needed.key not in answers}
+            if not missed:
+                return
+            for key, needed in missed.items():
+                answers[key] = gateway.mirror_request_answer(needed)
         except gateway.MirrorNeedsObject as needed:
             answers[needed.key] = gateway.mirror_request_answer(needed)
         except (IntegrityError, OperationalError):

@@ -3,7 +3,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from djstripe.models import WebhookEndpoint
+from djstripe.models import Product, WebhookEndpoint
 
 from billing import webhooks
 from billing.setup import catalog_push
@@ -132,3 +132,17 @@ def test_every_event_our_receivers_handle_is_subscribed_to():
     assert ours <= set(WEBHOOK_EVENTS)
     assert set(WEBHOOK_EVENTS) <= set(WEBHOOK_SIGNALS)
     assert len(WEBHOOK_EVENTS) == len(set(WEBHOOK_EVENTS))
+
+
+def test_mirroring_a_product_fetches_its_features_outside_the_transaction(fresh_portal, caplog):
+    # dj-stripe asks for a product's features inside its own transaction and goes on
+    # without them when the request fails: the mirror makes the request itself and mirrors
+    # again, with nothing logged for it.
+    stripe_setup()
+    products = sorted(Product.objects.values_list("id", flat=True))
+    assert len(products) == 3
+    asked = [path for method, path in fresh_portal.http.requests if method == "GET"]
+    assert sorted(p for p in asked if p.endswith("/features")) == [
+        f"/v1/products/{product}/features" for product in products
+    ]
+    assert not [r for r in caplog.records if "product features" in r.getMessage()]

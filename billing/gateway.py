@@ -159,7 +159,8 @@ def _request_id_note(headers: Any) -> None:
             collected.append(value)
 
 
-# While mirroring: the answers fetched so far, by (method, url); None otherwise.
+# While mirroring: the answers fetched so far, by (method, url), and the requests stopped
+# for want of one; None otherwise.
 _mirror_answers: contextvars.ContextVar[tuple[dict, list] | None] = contextvars.ContextVar(
     "mirror_answers", default=None
 )

@@ -74,15 +74,8 @@ def object_mirror(stripe_object: dict) -> None:
         try:
             with gateway.mirroring(answers) as stopped:
                 model.sync_from_stripe_data(stripe_object)
-            # Requests dj-stripe went on without (it caught their error): made now, and
-            # the mirroring run again with their answers.
-            missed = {needed.key: needed for needed in stopped if needed.key not in answers}
-            if not missed:
-                return
-            for key, needed in missed.items():
-                answers[key] = gateway.mirror_request_answer(needed)
-        except gateway.MirrorNeedsObject as needed:
-            answers[needed.key] = gateway.mirror_request_answer(needed)
+        except gateway.MirrorNeedsObject:
+            pass  # the request that ended the pass is in `stopped`
         except (IntegrityError, OperationalError):
             # dj-stripe inserts an object and what it refers to in one transaction, so two
             # concurrent mirrors (a customer's, its card's) can collide or deadlock on
@@ -91,6 +84,14 @@ def object_mirror(stripe_object: dict) -> None:
             if collisions > MAX_COLLISIONS or connection.in_atomic_block:
                 raise
             time.sleep(random.uniform(0.01, 0.05) * collisions)  # noqa: S311 - jitter only
+            continue
+        # Every request stopped: the one that ended the pass, and those dj-stripe caught
+        # the error of and went on without. Made now; the mirroring runs again with them.
+        missed = {needed.key: needed for needed in stopped if needed.key not in answers}
+        if not missed:
+            return
+        for key, needed in missed.items():
+            answers[key] = gateway.mirror_request_answer(needed)
     raise gateway.BillingError("Too many objects to mirror for one Stripe object.")
 
 
